@@ -1,0 +1,189 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createYoga, type YogaInitialContext } from 'graphql-yoga';
+import { createAuth, type Viewer } from './auth.js';
+import type { Config } from './config.js';
+import { createContext, type SocketTransport } from './context.js';
+import { createDatabase, pingDatabase } from './db/client.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { applyMigrations } from './db/migrate.js';
+import { maskError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { EventBus } from './realtime/bus.js';
+import { CloseReason } from './realtime/close-codes.js';
+import { createRealtime, type Realtime } from './realtime/index.js';
+import { createMemoryBus } from './realtime/memory-bus.js';
+import { createLocalPresence } from './realtime/presence.js';
+import { createPublisher } from './realtime/publisher.js';
+import { createRedisBus } from './realtime/redis-bus.js';
+import { createSocketServer, type SocketServer } from './realtime/socket-server.js';
+import { schema } from './schema/index.js';
+import { createServices, type Services } from './services.js';
+
+export const GRAPHQL_PATH = '/graphql';
+
+export interface RunningApp {
+  port: number;
+  /** http://host:port/graphql (also the WebSocket endpoint, with ws://). */
+  url: string;
+}
+
+export interface App {
+  start(port?: number, host?: string): Promise<RunningApp>;
+  /** Graceful: stops accepting, closes sockets with 1012, lets in-flight requests finish, releases everything. */
+  stop(): Promise<void>;
+  readonly services: Services;
+  readonly realtime: Realtime;
+  readonly databaseUrl: string;
+}
+
+const GRAPHIQL_QUERY = `# Paste a token into the Headers tab first:
+#   { "Authorization": "Bearer <token from npm run token -- alice Alice>" }
+query Me {
+  viewer { id name }
+  conversations(first: 10) {
+    edges { node { id kind title lastSeq unreadCount lastMessage { seq body sender { name } } } }
+  }
+}
+`;
+
+/**
+ * Builds the whole server: storage (embedded PostgreSQL unless DATABASE_URL),
+ * migrations, the event bus, services, and one HTTP server carrying Yoga
+ * (queries, mutations, GraphiQL, SSE) and graphql-ws (WebSocket) on one port.
+ */
+export async function buildApp(config: Config, logger: Logger): Promise<App> {
+  const onError = (error: unknown, what: string) => logger.error({ err: error, what }, `realtime: ${what} failed`);
+
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres(config.dataDir, (line) => logger.debug({ postgres: line }));
+    databaseUrl = embedded.url;
+    logger.info({ dataDir: config.dataDir }, 'embedded PostgreSQL started');
+  }
+  const cleanup: (() => Promise<unknown>)[] = [];
+  if (embedded) cleanup.push(() => embedded.stop());
+  try {
+    const applied = await applyMigrations(databaseUrl, { log: (line) => logger.info(line) });
+    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+
+    const db = createDatabase(databaseUrl, config.databasePoolSize);
+    cleanup.unshift(() => db.$disconnect());
+    const bus: EventBus = config.redisUrl ? await createRedisBus(config.redisUrl, `chat:${config.instanceId}`) : createMemoryBus();
+    cleanup.unshift(() => bus.close());
+    const presence = createLocalPresence();
+    cleanup.unshift(() => presence.close());
+
+    // Services announce committed changes through the publisher; the
+    // publisher asks services for member lists: bind that late.
+    let services!: Services;
+    const events = createPublisher({
+      bus,
+      presence,
+      fanoutDirectMax: config.fanoutDirectMax,
+      memberIds: (id) => services.streams.memberIds(id),
+      onError,
+    });
+    services = createServices(db, events, config);
+    const realtime = createRealtime({ bus, services, config, onError });
+    const auth = await createAuth(config);
+
+    const yoga = createYoga<Record<string, unknown>, Record<string, unknown>>({
+      schema,
+      graphqlEndpoint: GRAPHQL_PATH,
+      landingPage: false,
+      logging: {
+        debug: (...args) => logger.debug({ yoga: args.map(String).join(' ') }),
+        info: (...args) => logger.info({ yoga: args.map(String).join(' ') }),
+        warn: (...args) => logger.warn({ yoga: args.map(String).join(' ') }),
+        error: (...args) => logger.error({ yoga: args.map(String).join(' ') }),
+      },
+      maskedErrors: { maskError: (error) => maskError(error) },
+      graphiql: { title: 'Chat API', defaultQuery: GRAPHIQL_QUERY },
+      // Yoga types contexts as open records; ours is the closed `Context` interface.
+      context: async (initial: YogaInitialContext & { viewer?: Viewer; transport?: SocketTransport }) => {
+        // WebSocket operations were authenticated once, at connection_init.
+        if (initial.transport) {
+          return createContext({ viewer: initial.viewer ?? null, services, realtime, transport: initial.transport }) as never;
+        }
+        const viewer = await auth.fromAuthorizationHeader(initial.request.headers.get('authorization'));
+        if (viewer) await services.users.ensure(viewer);
+        return createContext({ viewer, services, realtime }) as never;
+      },
+    });
+
+    let draining = false;
+    const httpServer = http.createServer((req, res) => {
+      const pathname = (req.url ?? '/').split('?')[0];
+      if (pathname === '/health') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+        return;
+      }
+      if (pathname === '/ready') {
+        void (async () => {
+          const checks = {
+            draining,
+            database: await pingDatabase(db),
+            bus: await bus.healthy().catch(() => false),
+          };
+          const ready = !draining && checks.database && checks.bus;
+          res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, ...checks }));
+        })();
+        return;
+      }
+      void yoga.handle(req, res);
+    });
+    // Keep-alive sockets from a load balancer must outlive its own idle timeout.
+    httpServer.keepAliveTimeout = 65_000;
+
+    let sockets: SocketServer | undefined;
+    let stopped = false;
+
+    return {
+      services,
+      realtime,
+      databaseUrl,
+      async start(port = config.port, host = config.host) {
+        sockets = createSocketServer({
+          httpServer,
+          path: GRAPHQL_PATH,
+          yoga,
+          auth,
+          onViewer: (viewer) => services.users.ensure(viewer),
+          presence,
+          instanceId: config.instanceId,
+          onError,
+        });
+        await new Promise<void>((resolve, reject) => {
+          httpServer.once('error', reject);
+          httpServer.listen(port, host, () => {
+            httpServer.off('error', reject);
+            resolve();
+          });
+        });
+        const actual = (httpServer.address() as AddressInfo).port;
+        const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
+        return { port: actual, url: `http://${shownHost}:${actual}${GRAPHQL_PATH}` };
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        draining = true;
+        // 1. No new connections; 2. sockets told to reconnect elsewhere;
+        // 3. in-flight HTTP requests finish (bounded); 4. release resources.
+        const httpClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        httpServer.closeIdleConnections();
+        await sockets?.close(CloseReason.ServiceRestart, 'Server restarting: reconnect and resume');
+        const forced = setTimeout(() => httpServer.closeAllConnections(), 10_000);
+        forced.unref();
+        if (httpServer.listening) await httpClosed;
+        clearTimeout(forced);
+        for (const step of cleanup) await step().catch((error) => logger.warn({ err: error }, 'shutdown step failed'));
+      },
+    };
+  } catch (error) {
+    for (const step of cleanup) await step().catch(() => {});
+    throw error;
+  }
+}

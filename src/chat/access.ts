@@ -1,0 +1,48 @@
+import type { Database } from '../db/client.js';
+import { forbidden, notFound } from '../errors.js';
+import type { ConversationRecord, ConversationView, MemberRole } from './records.js';
+
+type ConversationRow = {
+  id: string;
+  kind: string;
+  title: string | null;
+  lastSeq: number;
+  memberCount: number;
+  createdAt: Date;
+  lastMessageAt: Date | null;
+  activeAt: Date;
+};
+
+export function toConversation(row: ConversationRow): ConversationRecord {
+  return {
+    id: row.id,
+    kind: row.kind as ConversationRecord['kind'],
+    title: row.title,
+    lastSeq: row.lastSeq,
+    memberCount: row.memberCount,
+    createdAt: row.createdAt,
+    lastMessageAt: row.lastMessageAt,
+    activeAt: row.activeAt,
+  };
+}
+
+export function toView(row: ConversationRow, member: { role: string; lastReadSeq: number }): ConversationView {
+  return { ...toConversation(row), viewerRole: member.role as MemberRole, viewerLastReadSeq: member.lastReadSeq };
+}
+
+/**
+ * The one authorization rule of the API: only members see or touch a
+ * conversation. Returns the conversation as the member sees it; otherwise
+ * NOT_FOUND (no such conversation) or FORBIDDEN (not a member). One routed
+ * query on Citus: members and conversations are co-located.
+ */
+export async function requireMember(db: Database, conversationId: string, userId: string): Promise<ConversationView> {
+  const member = await db.conversationMember.findUnique({
+    where: { conversationId_userId: { conversationId, userId } },
+    include: { conversation: true },
+  });
+  if (member) return toView(member.conversation, member);
+  const exists = await db.conversation.findUnique({ where: { id: conversationId }, select: { id: true } });
+  if (exists) throw forbidden('You are not a member of this conversation');
+  throw notFound(`Conversation ${conversationId} not found`);
+}

@@ -1,0 +1,149 @@
+import type { Viewer } from '../auth.js';
+import type { Database } from '../db/client.js';
+import { badInput } from '../errors.js';
+import { requireMember, toConversation, toView } from './access.js';
+import type { ChatEvents } from './events.js';
+import { directConversationId, newId } from './ids.js';
+import type { ConversationView, MemberRecord } from './records.js';
+import type { UserService } from './users.js';
+import { conversationIdArgument, groupTitle, pageSize, userIdArgument, userIdList } from './validate.js';
+
+/** Most users one createGroup or addMembers call may name. */
+export const MAX_MEMBERS_PER_CALL = 1000;
+
+export interface Page<T> {
+  items: T[];
+  /** One opaque cursor per item: pass as `after` to continue after that item. */
+  cursors: string[];
+  hasNextPage: boolean;
+  endCursor: string | null;
+}
+
+function encodeCursor(parts: unknown[]): string {
+  return Buffer.from(JSON.stringify(parts)).toString('base64url');
+}
+
+function decodeInboxCursor(cursor: string): { activeAt: Date; id: string } {
+  try {
+    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
+    const activeAt = new Date(at);
+    if (typeof id !== 'string' || Number.isNaN(activeAt.getTime())) throw new Error('bad cursor');
+    return { activeAt, id };
+  } catch {
+    throw badInput('after is not a cursor this API issued', 'after');
+  }
+}
+
+export type ConversationService = ReturnType<typeof createConversationService>;
+
+export function createConversationService(db: Database, users: UserService, events: ChatEvents) {
+  return {
+    async get(viewer: Viewer, id: string): Promise<ConversationView> {
+      return requireMember(db, conversationIdArgument(id), viewer.id);
+    },
+
+    /**
+     * The viewer's conversations, most recently active first. The inbox index
+     * (user_conversations, distributed by user) names them without touching
+     * every conversation shard; the page itself is one query by primary key.
+     */
+    async list(viewer: Viewer, first: number | null | undefined, after: string | null | undefined): Promise<Page<ConversationView>> {
+      const take = pageSize(first, 'first', 20, 100);
+      const cursor = after ? decodeInboxCursor(after) : null;
+      const links = await db.userConversation.findMany({ where: { userId: viewer.id }, select: { conversationId: true } });
+      if (links.length === 0) return { items: [], cursors: [], hasNextPage: false, endCursor: null };
+      const rows = await db.conversation.findMany({
+        where: {
+          id: { in: links.map((link) => link.conversationId) },
+          ...(cursor && {
+            OR: [{ activeAt: { lt: cursor.activeAt } }, { activeAt: cursor.activeAt, id: { lt: cursor.id } }],
+          }),
+        },
+        orderBy: [{ activeAt: 'desc' }, { id: 'desc' }],
+        take: take + 1,
+      });
+      const page = rows.slice(0, take);
+      const memberships = await db.conversationMember.findMany({
+        where: { userId: viewer.id, conversationId: { in: page.map((row) => row.id) } },
+        select: { conversationId: true, role: true, lastReadSeq: true },
+      });
+      const byConversation = new Map(memberships.map((m) => [m.conversationId, m]));
+      const kept = page.filter((row) => byConversation.has(row.id)); // left between the two reads
+      const last = page[page.length - 1];
+      return {
+        items: kept.map((row) => toView(row, byConversation.get(row.id)!)),
+        cursors: kept.map((row) => encodeCursor([row.activeAt.toISOString(), row.id])),
+        hasNextPage: rows.length > take,
+        endCursor: last ? encodeCursor([last.activeAt.toISOString(), last.id]) : null,
+      };
+    },
+
+    /** Members ordered by user id, paged by user id. */
+    async members(viewer: Viewer, conversationId: string, first: number | null | undefined, after: string | null | undefined): Promise<Page<MemberRecord>> {
+      await requireMember(db, conversationId, viewer.id);
+      const take = pageSize(first, 'first', 50, 500);
+      const rows = await db.conversationMember.findMany({
+        where: { conversationId, ...(after ? { userId: { gt: after } } : {}) },
+        orderBy: { userId: 'asc' },
+        take: take + 1,
+      });
+      const page = rows.slice(0, take);
+      const names = await users.getMany(page.map((row) => row.userId));
+      return {
+        items: page.map((row) => ({
+          conversationId,
+          user: names.get(row.userId) ?? { id: row.userId, name: row.userId },
+          role: row.role,
+          joinedAt: row.joinedAt,
+          lastReadSeq: row.lastReadSeq,
+        })),
+        cursors: page.map((row) => row.userId),
+        hasNextPage: rows.length > take,
+        endCursor: page.length > 0 ? page[page.length - 1]!.userId : null,
+      };
+    },
+
+    /** Idempotent: a pair of users always gets the same conversation (its id derives from the pair). */
+    async startDirect(viewer: Viewer, otherUserId: string): Promise<ConversationView> {
+      const otherId = userIdArgument(otherUserId);
+      if (otherId === viewer.id) throw badInput('A direct conversation needs another user', 'userId');
+      await users.requireAll([otherId]);
+      const id = directConversationId(viewer.id, otherId);
+      const created = await db.$transaction(async (tx) => {
+        const inserted = await tx.conversation.createMany({
+          data: [{ id, kind: 'DIRECT', memberCount: 2 }],
+          skipDuplicates: true,
+        });
+        if (inserted.count === 0) return false;
+        const pair = [viewer.id, otherId];
+        await tx.conversationMember.createMany({ data: pair.map((userId) => ({ conversationId: id, userId })) });
+        await tx.userConversation.createMany({ data: pair.map((userId) => ({ conversationId: id, userId })) });
+        return true;
+      });
+      if (created) await events.membersJoined(id, [viewer.id, otherId], 0, 2);
+      return requireMember(db, id, viewer.id);
+    },
+
+    async createGroup(viewer: Viewer, title: string, memberIds: readonly string[]): Promise<ConversationView> {
+      const name = groupTitle(title);
+      const others = userIdList(memberIds, 'memberIds', MAX_MEMBERS_PER_CALL).filter((id) => id !== viewer.id);
+      await users.requireAll(others);
+      const id = newId();
+      const everyone = [viewer.id, ...others];
+      const row = await db.$transaction(async (tx) => {
+        const conversation = await tx.conversation.create({
+          data: { id, kind: 'GROUP', title: name, memberCount: everyone.length },
+        });
+        await tx.conversationMember.createMany({
+          data: everyone.map((userId) => ({ conversationId: id, userId, role: userId === viewer.id ? 'OWNER' : 'MEMBER' })),
+        });
+        await tx.userConversation.createMany({ data: everyone.map((userId) => ({ conversationId: id, userId })) });
+        return conversation;
+      });
+      await events.membersJoined(id, everyone, 0, everyone.length);
+      return toView(row, { role: 'OWNER', lastReadSeq: 0 });
+    },
+
+    toConversation,
+  };
+}

@@ -1,0 +1,190 @@
+import type { Viewer } from '../auth.js';
+import type { Config } from '../config.js';
+import type { Database } from '../db/client.js';
+import { badInput, forbidden, notFound } from '../errors.js';
+import { requireMember } from './access.js';
+import type { ChatEvents } from './events.js';
+import { newId } from './ids.js';
+import type { MessageRecord } from './records.js';
+import type { UserService } from './users.js';
+import { clientMessageId, conversationIdArgument, messageBody, pageSize, seqArgument } from './validate.js';
+
+export interface MessagesSincePage {
+  messages: MessageRecord[];
+  /** More messages follow the last one returned: ask again with afterSeq = nextAfterSeq. */
+  hasMore: boolean;
+  nextAfterSeq: number;
+  lastSeq: number;
+}
+
+export interface MessageHistoryPage {
+  /** Ascending by seq. */
+  messages: MessageRecord[];
+  /** Older messages exist: ask again with before = the first returned seq. */
+  hasMore: boolean;
+}
+
+type MessageRow = {
+  id: string;
+  conversationId: string;
+  seq: number;
+  senderId: string;
+  body: string;
+  clientMessageId: string;
+  createdAt: Date;
+};
+
+function isUniqueViolation(error: unknown): boolean {
+  // Prisma surfaces a raw query's PostgreSQL error code in several places depending on the path taken.
+  const e = error as { code?: string; meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string; kind?: string } } }; message?: string };
+  return (
+    e?.meta?.code === '23505' ||
+    e?.meta?.driverAdapterError?.cause?.originalCode === '23505' ||
+    e?.meta?.driverAdapterError?.cause?.kind === 'UniqueConstraintViolation' ||
+    e?.code === 'P2002' ||
+    /\b23505\b|unique constraint/i.test(e?.message ?? '')
+  );
+}
+
+export type MessageService = ReturnType<typeof createMessageService>;
+
+export function createMessageService(db: Database, users: UserService, events: ChatEvents, config: Config) {
+  async function withSenders(rows: MessageRow[]): Promise<MessageRecord[]> {
+    const senders = await users.getMany(rows.map((row) => row.senderId));
+    return rows.map(({ senderId, ...row }) => ({
+      ...row,
+      sender: senders.get(senderId) ?? { id: senderId, name: senderId },
+    }));
+  }
+
+  async function stored(conversationId: string, senderId: string, clientId: string): Promise<MessageRecord | null> {
+    const row = await db.message.findUnique({
+      where: { conversationId_senderId_clientMessageId: { conversationId, senderId, clientMessageId: clientId } },
+    });
+    return row ? (await withSenders([row]))[0]! : null;
+  }
+
+  /** Messages with seq in (afterSeq, beforeSeq), ascending, at most `limit`. No authorization: for the realtime layer. */
+  async function range(conversationId: string, afterSeq: number, limit: number, beforeSeq?: number): Promise<MessageRecord[]> {
+    const rows = await db.message.findMany({
+      where: { conversationId, seq: { gt: afterSeq, ...(beforeSeq !== undefined && { lt: beforeSeq }) } },
+      orderBy: { seq: 'asc' },
+      take: limit,
+    });
+    return withSenders(rows);
+  }
+
+  return {
+    /**
+     * Stores a message and announces it. One statement, so one implicit
+     * transaction and one round trip (and one shard on Citus): it increments
+     * the conversation's last_seq (taking its row lock, which orders
+     * concurrent senders), inserts the message with that seq, moves the
+     * sender's read position, and returns the member list when the
+     * conversation is small enough to fan out on write. A failure anywhere
+     * rolls all of it back, so a failed send consumes no seq.
+     *
+     * Idempotent per (sender, clientMessageId): a retry hits the unique index,
+     * rolls back, and gets the stored message.
+     */
+    async send(viewer: Viewer, id: string, body: string, clientId: string): Promise<MessageRecord> {
+      const conversationId = conversationIdArgument(id);
+      const text = messageBody(body, config.maxBodyLength);
+      const cmid = clientMessageId(clientId);
+      const messageId = newId();
+      let rows: { seq: number; created_at: Date; member_count: number; member_ids: string[] | null }[];
+      try {
+        rows = await db.$queryRaw`
+          WITH conv AS (
+            UPDATE conversations
+               SET last_seq = last_seq + 1, last_message_at = clock_timestamp(), active_at = clock_timestamp()
+             WHERE id = ${conversationId}::uuid
+               AND EXISTS (SELECT 1 FROM conversation_members
+                            WHERE conversation_id = ${conversationId}::uuid AND user_id = ${viewer.id})
+            RETURNING last_seq, member_count, last_message_at
+          ), msg AS (
+            INSERT INTO messages (conversation_id, seq, id, sender_id, body, client_message_id, created_at)
+            SELECT ${conversationId}::uuid, conv.last_seq, ${messageId}::uuid, ${viewer.id}, ${text}, ${cmid}, conv.last_message_at
+              FROM conv
+            RETURNING seq, created_at
+          ), read AS (
+            UPDATE conversation_members SET last_read_seq = msg.seq
+              FROM msg
+             WHERE conversation_id = ${conversationId}::uuid AND user_id = ${viewer.id}
+          )
+          SELECT msg.seq, msg.created_at, conv.member_count,
+                 CASE WHEN conv.member_count <= ${config.fanoutDirectMax}
+                      THEN (SELECT array_agg(user_id) FROM conversation_members
+                             WHERE conversation_id = ${conversationId}::uuid)
+                 END AS member_ids
+            FROM msg, conv`;
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+        const existing = await stored(conversationId, viewer.id, cmid);
+        if (existing) return existing;
+        throw error;
+      }
+      const row = rows[0];
+      if (!row) {
+        // Nothing was written: say why (this costs a query only on the failure path).
+        const exists = await db.conversation.findUnique({ where: { id: conversationId }, select: { id: true } });
+        throw exists ? forbidden('You are not a member of this conversation') : notFound(`Conversation ${conversationId} not found`);
+      }
+      const message: MessageRecord = {
+        id: messageId,
+        conversationId,
+        seq: row.seq,
+        sender: { id: viewer.id, name: viewer.name },
+        body: text,
+        clientMessageId: cmid,
+        createdAt: row.created_at,
+      };
+      await events.messageSent(message, { memberCount: row.member_count, memberIds: row.member_ids });
+      return message;
+    },
+
+    /** Offline catch-up: what came after `afterSeq`, ascending, paged. */
+    async since(viewer: Viewer, id: string, afterSeq: number, first: number | null | undefined): Promise<MessagesSincePage> {
+      const conversationId = conversationIdArgument(id);
+      const after = seqArgument(afterSeq, 'afterSeq');
+      const take = pageSize(first, 'first', 100, 500);
+      const view = await requireMember(db, conversationId, viewer.id);
+      if (after > view.lastSeq) throw badInput(`afterSeq ${after} is beyond the last message (${view.lastSeq})`, 'afterSeq');
+      const messages = await range(conversationId, after, take + 1);
+      const page = messages.slice(0, take);
+      return {
+        messages: page,
+        hasMore: messages.length > take,
+        nextAfterSeq: page.length > 0 ? page[page.length - 1]!.seq : after,
+        lastSeq: view.lastSeq,
+      };
+    },
+
+    /** History paging backwards from `before` (exclusive; default: the newest). */
+    async history(viewer: Viewer, id: string, before: number | null | undefined, last: number | null | undefined): Promise<MessageHistoryPage> {
+      const conversationId = conversationIdArgument(id);
+      const take = pageSize(last, 'last', 50, 100);
+      if (before !== null && before !== undefined) seqArgument(before, 'before');
+      await requireMember(db, conversationId, viewer.id);
+      const rows = await db.message.findMany({
+        where: { conversationId, ...(before != null && { seq: { lt: before } }) },
+        orderBy: { seq: 'desc' },
+        take: take + 1,
+      });
+      const page = rows.slice(0, take).reverse();
+      return { messages: await withSenders(page), hasMore: rows.length > take };
+    },
+
+    /** The newest messages of several conversations (for Conversation.lastMessage), keyed by conversation. */
+    async latest(conversations: readonly { id: string; lastSeq: number }[]): Promise<Map<string, MessageRecord>> {
+      const wanted = conversations.filter((c) => c.lastSeq > 0);
+      if (wanted.length === 0) return new Map();
+      const rows = await db.message.findMany({
+        where: { OR: wanted.map((c) => ({ conversationId: c.id, seq: c.lastSeq })) },
+      });
+      return new Map((await withSenders(rows)).map((m) => [m.conversationId, m]));
+    },
+
+    range,
+  };
+}

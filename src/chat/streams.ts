@@ -1,0 +1,52 @@
+import type { Viewer } from '../auth.js';
+import type { Database } from '../db/client.js';
+import { badInput } from '../errors.js';
+import { requireMember } from './access.js';
+import { conversationIdArgument, seqArgument } from './validate.js';
+
+export interface StreamStart {
+  conversationId: string;
+  memberCount: number;
+  lastSeq: number;
+}
+
+/** What subscriptions read from the database: authorization, starting points, membership. */
+export function createStreamService(db: Database) {
+  return {
+    /** Authorizes a conversation subscription and checks its cursor. */
+    async conversation(viewer: Viewer, id: string, afterSeq: number | null | undefined): Promise<StreamStart & { cursor: number }> {
+      const conversationId = conversationIdArgument(id);
+      if (afterSeq != null) seqArgument(afterSeq, 'afterSeq');
+      const view = await requireMember(db, conversationId, viewer.id);
+      if (afterSeq != null && afterSeq > view.lastSeq) {
+        throw badInput(`afterSeq ${afterSeq} is beyond the last message (${view.lastSeq})`, 'afterSeq');
+      }
+      return { conversationId, memberCount: view.memberCount, lastSeq: view.lastSeq, cursor: afterSeq ?? view.lastSeq };
+    },
+
+    /** Every conversation the user is in, with where each stands now. */
+    async inbox(userId: string): Promise<StreamStart[]> {
+      const links = await db.userConversation.findMany({ where: { userId }, select: { conversationId: true } });
+      if (links.length === 0) return [];
+      const rows = await db.conversation.findMany({
+        where: { id: { in: links.map((link) => link.conversationId) } },
+        select: { id: true, memberCount: true, lastSeq: true },
+      });
+      return rows.map((row) => ({ conversationId: row.id, memberCount: row.memberCount, lastSeq: row.lastSeq }));
+    },
+
+    async lastSeqs(conversationIds: readonly string[]): Promise<Map<string, number>> {
+      if (conversationIds.length === 0) return new Map();
+      const rows = await db.conversation.findMany({
+        where: { id: { in: [...conversationIds] } },
+        select: { id: true, lastSeq: true },
+      });
+      return new Map(rows.map((row) => [row.id, row.lastSeq]));
+    },
+
+    async memberIds(conversationId: string): Promise<string[]> {
+      const rows = await db.conversationMember.findMany({ where: { conversationId }, select: { userId: true } });
+      return rows.map((row) => row.userId);
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import { isValidUserId } from '../auth.js';
+import { badInput, notFound } from '../errors.js';
+import { isUuid } from './ids.js';
+
+/** Input rules shared by the services; each failure is a BAD_USER_INPUT naming its field. */
+
+export function pageSize(value: number | null | undefined, field: string, fallback: number, max: number): number {
+  if (value === null || value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw badInput(`${field} must be between 1 and ${max}`, field);
+  }
+  return value;
+}
+
+export function seqArgument(value: number, field: string): number {
+  if (!Number.isInteger(value) || value < 0) throw badInput(`${field} must be a non-negative integer`, field);
+  return value;
+}
+
+/** An id that is not even well-formed cannot name anything: NOT_FOUND, without a database round trip. */
+export function conversationIdArgument(id: string): string {
+  if (!isUuid(id)) throw notFound(`Conversation ${id} not found`);
+  return id.toLowerCase();
+}
+
+export function userIdArgument(id: string): string {
+  if (!isValidUserId(id)) throw notFound(`User ${id} not found`);
+  return id;
+}
+
+export function messageBody(body: string, maxLength: number): string {
+  if (body.trim() === '') throw badInput('Message body must not be empty', 'body');
+  // Count code points, not UTF-16 units, so an emoji is one character.
+  let length = 0;
+  for (const _ of body) if (++length > maxLength) break;
+  if (length > maxLength) throw badInput(`Message body must be at most ${maxLength} characters`, 'body');
+  return body;
+}
+
+const CLIENT_MESSAGE_ID = /^[\x21-\x7e]{1,64}$/;
+
+export function clientMessageId(value: string): string {
+  if (!CLIENT_MESSAGE_ID.test(value)) {
+    throw badInput('clientMessageId must be 1 to 64 printable ASCII characters', 'clientMessageId');
+  }
+  return value;
+}
+
+export function groupTitle(title: string): string {
+  const trimmed = title.trim();
+  if (trimmed === '' || trimmed.length > 200) throw badInput('title must be 1 to 200 characters', 'title');
+  return trimmed;
+}
+
+export function userIdList(ids: readonly string[], field: string, max: number): string[] {
+  const unique = [...new Set(ids)];
+  if (unique.length > max) throw badInput(`${field} may name at most ${max} users at once`, field);
+  for (const id of unique) userIdArgument(id);
+  return unique;
+}

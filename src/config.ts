@@ -1,0 +1,86 @@
+import path from 'node:path';
+
+/** Everything the server reads from its environment, validated once at start. */
+export interface Config {
+  /** PostgreSQL (or Citus coordinator) URL; unset means "start an embedded PostgreSQL". */
+  databaseUrl: string | undefined;
+  /** Redis URL; unset means the in-process bus and presence (one instance only). */
+  redisUrl: string | undefined;
+  jwtSecret: string | undefined;
+  jwtJwksUrl: string | undefined;
+  jwtIssuer: string | undefined;
+  jwtAudience: string | undefined;
+  host: string;
+  port: number;
+  /** Where the embedded default keeps its PostgreSQL data and development secret. */
+  dataDir: string;
+  /** Conversations with at most this many members fan out on write (per online member). */
+  fanoutDirectMax: number;
+  /** Largest message body accepted, in characters. */
+  maxBodyLength: number;
+  /** A WebSocket whose unsent backlog exceeds this many bytes is closed (slow consumer). */
+  maxSocketBufferBytes: number;
+  /** Pool size of the PostgreSQL connection pool. */
+  databasePoolSize: number;
+  /** Name of this instance in presence and logs. */
+  instanceId: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+export class ConfigError extends Error {}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function url(env: NodeJS.ProcessEnv, name: string, protocols: string[]): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use one of ${protocols.join(', ')}`);
+  }
+  return raw;
+}
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+
+/** Reads and validates the environment; throws ConfigError with a message fit for a human. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const logLevel = (env.LOG_LEVEL ?? 'info') as Config['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const jwtSecret = env.JWT_SECRET || undefined;
+  if (jwtSecret !== undefined && jwtSecret.length < 32) {
+    throw new ConfigError('JWT_SECRET must be at least 32 characters');
+  }
+  return {
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    jwtSecret,
+    jwtJwksUrl: url(env, 'JWT_JWKS_URL', ['http:', 'https:']),
+    jwtIssuer: env.JWT_ISSUER || undefined,
+    jwtAudience: env.JWT_AUDIENCE || undefined,
+    host: env.HOST || '0.0.0.0',
+    port: integer(env, 'PORT', 4000, 0, 65535),
+    dataDir: path.resolve(env.DATA_DIR || '.data'),
+    fanoutDirectMax: integer(env, 'FANOUT_DIRECT_MAX', 100, 0, 100_000),
+    maxBodyLength: integer(env, 'MAX_MESSAGE_LENGTH', 4000, 1, 1_000_000),
+    maxSocketBufferBytes: integer(env, 'MAX_SOCKET_BUFFER_BYTES', 8 * 1024 * 1024, 1024, 1024 ** 3),
+    databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    instanceId: env.INSTANCE_ID || `${process.pid}`,
+    logLevel,
+  };
+}

@@ -1,0 +1,54 @@
+import type { DepartureReason, MessageRecord } from '../chat/records.js';
+
+/**
+ * Everything that crosses the event bus. Messages travel whole (with the
+ * sender's name) so that no instance queries the database to deliver them.
+ */
+export type BusEvent =
+  | { type: 'message'; message: MessageRecord }
+  /** `userId` joined; they receive messages after `lastSeq`. */
+  | { type: 'joined'; conversationId: string; userId: string; lastSeq: number; memberCount: number }
+  | { type: 'left'; conversationId: string; userId: string; reason: DepartureReason; memberCount: number }
+  /** The member count changed across the fan-out threshold: switch delivery path. */
+  | { type: 'resized'; conversationId: string; memberCount: number };
+
+export type BusHandler = (event: BusEvent) => void;
+export type Unsubscribe = () => Promise<void>;
+
+/**
+ * Pub/sub between server instances (DESIGN §5). At-most-once, like Redis:
+ * consumers detect gaps by seq and fill them from the database.
+ */
+export interface EventBus {
+  /** Publishes one event to one or many channels; it is serialized once. */
+  publish(channels: string | readonly string[], event: BusEvent): Promise<void>;
+  /**
+   * Resolves once the subscription is active, i.e. every event published
+   * after that point reaches `handler`. Callers rely on this ordering: they
+   * subscribe first, then read the database, so nothing falls in between.
+   */
+  subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe>;
+  /** Registers a callback for "events may have been lost" (a reconnect); consumers resync from the database. */
+  onResync(listener: () => void): void;
+  /** True while the bus can deliver (for /ready). */
+  healthy(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Channel names: one per user (fan-out on write) and one per conversation (fan-out on read). */
+export const channels = {
+  user: (userId: string) => `chat:user:${userId}`,
+  conversation: (conversationId: string) => `chat:conversation:${conversationId}`,
+};
+
+/** Serializes an event once per publish (not per channel or per subscriber). */
+export function encodeEvent(event: BusEvent): string {
+  return JSON.stringify(event);
+}
+
+/** Parses an event once per process; message dates come back as Dates. */
+export function decodeEvent(raw: string): BusEvent {
+  const event = JSON.parse(raw) as BusEvent;
+  if (event.type === 'message') event.message.createdAt = new Date(event.message.createdAt as unknown as string);
+  return event;
+}

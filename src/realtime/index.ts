@@ -1,0 +1,59 @@
+import type { GraphQLResolveInfo } from 'graphql';
+import type { Config } from '../config.js';
+import { createSharedContext, requireViewer, type Context } from '../context.js';
+import type { Services } from '../services.js';
+import type { EventBus } from './bus.js';
+import { Router } from './router.js';
+import { ConversationStream, InboxStream, type StreamEvent } from './streams.js';
+
+export interface Realtime {
+  readonly router: Router;
+  /** `Subscription.messageAdded`: authorizes, then streams one conversation from a cursor. */
+  messageAdded(
+    context: Context,
+    args: { conversationId: string; afterSeq?: number | null },
+    info: GraphQLResolveInfo,
+  ): Promise<AsyncIterableIterator<StreamEvent>>;
+  /** `Subscription.inbox`: every conversation of the viewer, optionally from per-conversation cursors. */
+  inbox(
+    context: Context,
+    args: { cursors?: readonly { conversationId: string; afterSeq: number }[] | null },
+    info: GraphQLResolveInfo,
+  ): Promise<AsyncIterableIterator<StreamEvent>>;
+}
+
+export function createRealtime(options: {
+  bus: EventBus;
+  services: Services;
+  config: Config;
+  onError: (error: unknown, what: string) => void;
+}): Realtime {
+  const { services, config, onError } = options;
+  const router = new Router({
+    bus: options.bus,
+    fanoutDirectMax: config.fanoutDirectMax,
+    onError,
+    store: { range: services.messages.range, lastSeqs: services.streams.lastSeqs },
+  });
+  const realtime: Realtime = {
+    router,
+    async messageAdded(context, args, info) {
+      const viewer = requireViewer(context);
+      const start = await services.streams.conversation(viewer, args.conversationId, args.afterSeq);
+      return new ConversationStream(context, info, deps).start(start);
+    },
+    async inbox(context, args, info) {
+      const viewer = requireViewer(context);
+      const cursors = new Map<string, number>();
+      for (const cursor of args.cursors ?? []) cursors.set(cursor.conversationId.toLowerCase(), cursor.afterSeq);
+      return new InboxStream(context, info, deps).start(() => services.streams.inbox(viewer.id), cursors);
+    },
+  };
+  const deps = {
+    router,
+    sharedContext: createSharedContext(services, realtime),
+    maxSocketBufferBytes: config.maxSocketBufferBytes,
+    onError,
+  };
+  return realtime;
+}

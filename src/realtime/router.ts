@@ -1,0 +1,200 @@
+import type { MessageRecord } from '../chat/records.js';
+import { channels, type BusEvent, type EventBus, type Unsubscribe } from './bus.js';
+import { ConversationFeed, type FeedStore } from './feed.js';
+
+/** A live subscription of one user, told about that user's membership changes. */
+export interface MembershipListener {
+  onJoined(event: Extract<BusEvent, { type: 'joined' }>): void;
+  onLeft(event: Extract<BusEvent, { type: 'left' }>): void;
+  /** Events may have been lost (bus reconnect): re-read what matters from the database. */
+  onResync(): void;
+}
+
+export interface RouterStore extends FeedStore {
+  /** Current last seq of each conversation (missing ones are omitted). */
+  lastSeqs(conversationIds: readonly string[]): Promise<Map<string, number>>;
+}
+
+export interface RouterOptions {
+  bus: EventBus;
+  store: RouterStore;
+  fanoutDirectMax: number;
+  /** Recent messages kept per large conversation for subscribers resuming just behind. */
+  recentCapacity?: number;
+  onError: (error: unknown, what: string) => void;
+}
+
+interface UserEntry {
+  listeners: Set<MembershipListener>;
+  subscribed: Promise<Unsubscribe>;
+}
+
+interface FeedEntry {
+  feed: ConversationFeed;
+  /** The conversation channel, while the conversation is large. */
+  channel?: Promise<Unsubscribe>;
+}
+
+/**
+ * Routes bus events to the subscriptions of this process (DESIGN §5).
+ *
+ * It owns every bus subscription: a user channel per locally connected user
+ * with a live subscription (fan-out on write lands there) and a conversation
+ * channel per large conversation with a local member (fan-out on read). Each
+ * event is handled once per process: a message goes to its conversation's
+ * feed, which orders it and hands it to the sockets that need it; a
+ * membership change goes to that user's subscriptions.
+ */
+export class Router {
+  private readonly users = new Map<string, UserEntry>();
+  private readonly feeds = new Map<string, FeedEntry>();
+  private readonly options: RouterOptions;
+  private readonly handler = (event: BusEvent) => this.route(event);
+
+  constructor(options: RouterOptions) {
+    this.options = options;
+    options.bus.onResync(() => this.resync());
+  }
+
+  /**
+   * Registers a user's subscription for membership events and makes sure this
+   * process hears the user's channel. Resolves once the channel is live, so
+   * that whatever the caller reads from the database next cannot miss an event.
+   */
+  async attachUser(userId: string, listener: MembershipListener): Promise<void> {
+    let entry = this.users.get(userId);
+    if (!entry) {
+      entry = { listeners: new Set(), subscribed: this.options.bus.subscribe(channels.user(userId), this.handler) };
+      this.users.set(userId, entry);
+      entry.subscribed.catch(() => {
+        if (this.users.get(userId) === entry) this.users.delete(userId);
+      });
+    }
+    entry.listeners.add(listener);
+    await entry.subscribed;
+  }
+
+  detachUser(userId: string, listener: MembershipListener): void {
+    const entry = this.users.get(userId);
+    if (!entry || !entry.listeners.delete(listener) || entry.listeners.size > 0) return;
+    this.users.delete(userId);
+    entry.subscribed.then((unsubscribe) => unsubscribe()).catch((error) => this.options.onError(error, 'unsubscribe user'));
+  }
+
+  /**
+   * Returns the feeds of these conversations, creating the missing ones. A new
+   * feed starts receiving events first (buffering them), then subscribes the
+   * conversation channel if the conversation is large, then reads its last
+   * seq, so no message can fall between "heard" and "read". One query for all
+   * new feeds, however many. Each returned feed is held until `release`.
+   */
+  async acquire(conversations: readonly { id: string; memberCount: number }[]): Promise<ConversationFeed[]> {
+    const created: FeedEntry[] = [];
+    const result = conversations.map(({ id, memberCount }) => {
+      let entry = this.feeds.get(id);
+      if (!entry) {
+        const feed = new ConversationFeed({
+          conversationId: id,
+          store: this.options.store,
+          recentCapacity: memberCount > this.options.fanoutDirectMax ? (this.options.recentCapacity ?? 256) : 0,
+          onError: this.options.onError,
+        });
+        feed.memberCount = memberCount;
+        entry = { feed };
+        this.feeds.set(id, entry);
+        created.push(entry);
+        if (memberCount > this.options.fanoutDirectMax) this.subscribeConversation(entry);
+      }
+      entry.feed.refs++;
+      return entry.feed;
+    });
+    if (created.length > 0) {
+      try {
+        await Promise.all(created.map((entry) => entry.channel));
+        const seqs = await this.options.store.lastSeqs(created.map((entry) => entry.feed.conversationId));
+        for (const entry of created) entry.feed.initialize(seqs.get(entry.feed.conversationId) ?? 0);
+      } catch (error) {
+        for (const feed of result) this.release(feed);
+        throw error;
+      }
+    }
+    return result;
+  }
+
+  /** Lets go of a feed from `acquire`; the last holder out unsubscribes. */
+  release(feed: ConversationFeed): void {
+    if (--feed.refs > 0) return;
+    const entry = this.feeds.get(feed.conversationId);
+    if (entry && entry.feed === feed) this.drop(entry);
+  }
+
+  private drop(entry: FeedEntry): void {
+    if (this.feeds.get(entry.feed.conversationId) === entry) this.feeds.delete(entry.feed.conversationId);
+    entry.channel
+      ?.then((unsubscribe) => unsubscribe())
+      .catch((error) => this.options.onError(error, 'unsubscribe conversation'));
+  }
+
+  private subscribeConversation(entry: FeedEntry): Promise<Unsubscribe> {
+    entry.channel ??= this.options.bus.subscribe(channels.conversation(entry.feed.conversationId), this.handler);
+    return entry.channel;
+  }
+
+  /** The member count moved; a conversation that became large is now published on its own channel. */
+  private resized(conversationId: string, memberCount: number): void {
+    const entry = this.feeds.get(conversationId);
+    if (!entry) return;
+    entry.feed.memberCount = memberCount;
+    if (memberCount > this.options.fanoutDirectMax && !entry.channel) {
+      // Sends may already be going to the channel: subscribe, then read what was missed.
+      this.subscribeConversation(entry)
+        .then(() => this.catchUp([entry]))
+        .catch((error) => this.options.onError(error, 'subscribe conversation'));
+    }
+  }
+
+  private async catchUp(entries: FeedEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const seqs = await this.options.store.lastSeqs(entries.map((entry) => entry.feed.conversationId));
+    for (const entry of entries) {
+      const seq = seqs.get(entry.feed.conversationId);
+      if (seq !== undefined) entry.feed.catchUpTo(seq);
+    }
+  }
+
+  /** After a bus reconnect: every feed reads its conversation's last seq and fills what it missed. */
+  resync(): void {
+    this.catchUp([...this.feeds.values()]).catch((error) => this.options.onError(error, 'resync'));
+    for (const entry of this.users.values()) for (const listener of entry.listeners) listener.onResync();
+  }
+
+  private route(event: BusEvent): void {
+    switch (event.type) {
+      case 'message':
+        this.routeMessage(event.message);
+        return;
+      case 'joined':
+        this.resized(event.conversationId, event.memberCount);
+        for (const listener of this.users.get(event.userId)?.listeners ?? []) listener.onJoined(event);
+        return;
+      case 'left':
+        this.resized(event.conversationId, event.memberCount);
+        for (const listener of this.users.get(event.userId)?.listeners ?? []) listener.onLeft(event);
+        return;
+      case 'resized':
+        this.resized(event.conversationId, event.memberCount);
+        return;
+    }
+  }
+
+  private routeMessage(message: MessageRecord): void {
+    // No feed means no local subscriber wants this conversation (a user
+    // channel can carry conversations nobody here subscribed to).
+    this.feeds.get(message.conversationId)?.feed.push(message);
+  }
+
+  /** For tests and metrics. */
+  stats(): { users: number; feeds: number } {
+    return { users: this.users.size, feeds: this.feeds.size };
+  }
+}

@@ -1,0 +1,360 @@
+import type { GraphQLError, GraphQLResolveInfo } from 'graphql';
+import type { WebSocket } from 'ws';
+import type { StreamStart } from '../chat/streams.js';
+import type { MessageRecord } from '../chat/records.js';
+import { requireViewer, type Context } from '../context.js';
+import { forbidden, maskError } from '../errors.js';
+import type { BusEvent } from './bus.js';
+import { CloseReason } from './close-codes.js';
+import type { ConversationFeed, FeedMember, FeedSink } from './feed.js';
+import { createRenderer, shareKeyOf } from './render.js';
+import type { MembershipListener, Router } from './router.js';
+
+/** Root values of the inbox subscription besides messages. */
+export interface ConversationJoinedEvent {
+  kind: 'ConversationJoined';
+  conversationId: string;
+}
+export interface ConversationLeftEvent {
+  kind: 'ConversationLeft';
+  conversationId: string;
+  reason: 'LEFT' | 'REMOVED';
+}
+export type StreamEvent = MessageRecord | ConversationJoinedEvent | ConversationLeftEvent;
+
+export interface StreamDeps {
+  router: Router;
+  /** Context for payloads rendered once and shared (no viewer). */
+  sharedContext: Context;
+  maxSocketBufferBytes: number;
+  onError: (error: unknown, what: string) => void;
+}
+
+/**
+ * Where a stream's events go.
+ *
+ * Over graphql-ws the stream writes `next` frames straight to the socket:
+ * messages arrive pre-rendered (executed and serialized once per share key
+ * by the feed), so each subscriber costs a string concatenation and a
+ * `send`. Elsewhere (Server-Sent Events, tests calling `subscribe`) events
+ * are queued and the iterator yields them for graphql-js to execute.
+ */
+interface Output {
+  readonly shareKey: string | null;
+  renderShared(message: MessageRecord): string | Promise<string>;
+  /** Sends a message or a private event; `payload` is the shared rendering when there is one. */
+  send(event: StreamEvent, payload: string | undefined): void | Promise<void>;
+}
+
+class SocketOutput implements Output {
+  readonly shareKey: string;
+  private readonly prefix: string;
+  private readonly renderOwn: (event: unknown) => string | Promise<string>;
+  readonly renderShared: (message: MessageRecord) => string | Promise<string>;
+
+  constructor(
+    private readonly socket: WebSocket,
+    id: string,
+    info: GraphQLResolveInfo,
+    variables: Record<string, unknown> | undefined,
+    context: Context,
+    sharedContext: Context,
+    private readonly maxBuffer: number,
+  ) {
+    this.shareKey = shareKeyOf(info);
+    this.prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+    this.renderShared = createRenderer(info, variables, sharedContext);
+    this.renderOwn = createRenderer(info, variables, context);
+  }
+
+  send(event: StreamEvent, payload: string | undefined): void | Promise<void> {
+    if (payload !== undefined) return this.write(payload);
+    const own = this.renderOwn(event);
+    if (typeof own === 'string') return this.write(own);
+    return own.then((json) => this.write(json));
+  }
+
+  private write(payload: string): void {
+    const socket = this.socket;
+    if (socket.readyState !== socket.OPEN) return;
+    if (socket.bufferedAmount > this.maxBuffer) {
+      // It cannot keep up; holding an ever-growing backlog would hurt every
+      // other socket. The client reconnects and resumes from its cursor.
+      socket.close(CloseReason.SlowConsumer, 'Slow consumer: reconnect and resume from your cursor');
+      return;
+    }
+    socket.send(this.prefix + payload + '}');
+  }
+}
+
+class QueueOutput implements Output {
+  readonly shareKey = null;
+  constructor(private readonly push: (event: StreamEvent) => void) {}
+  renderShared(): string {
+    throw new Error('unreachable: queued streams render per subscriber');
+  }
+  send(event: StreamEvent): void {
+    this.push(event);
+  }
+}
+
+/**
+ * A subscription fed by the router. It is the AsyncIterator graphql-js gets
+ * from the root field's `subscribe`: over graphql-ws it yields nothing (its
+ * output goes straight to the socket) and only ends, normally or with an
+ * error; otherwise it yields its events.
+ */
+abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>, MembershipListener {
+  protected readonly context: Context;
+  protected readonly deps: StreamDeps;
+  protected readonly output: Output;
+  protected readonly userId: string;
+  private done = false;
+  private failure: GraphQLError | undefined;
+  private queue: StreamEvent[] = [];
+  private waiter: ((result: IteratorResult<StreamEvent>) => void) | undefined;
+  private failWaiter: ((error: unknown) => void) | undefined;
+
+  constructor(context: Context, info: GraphQLResolveInfo, deps: StreamDeps) {
+    this.context = context;
+    this.deps = deps;
+    this.userId = requireViewer(context).id;
+    const transport = context.transport;
+    this.output = transport
+      ? new SocketOutput(transport.socket, transport.id, info, transport.variables, context, deps.sharedContext, deps.maxSocketBufferBytes)
+      : new QueueOutput((event) => this.enqueue(event));
+  }
+
+  get closed(): boolean {
+    return this.done;
+  }
+
+  /** A feed sink for one conversation of this stream. */
+  protected sinkFor(): FeedSink {
+    const stream = this;
+    return {
+      shareKey: this.output.shareKey,
+      render: (message) => this.output.renderShared(message),
+      deliver: (message, payload) => {
+        const sent = this.output.send(message, payload);
+        if (sent) sent.catch((error) => this.deps.onError(error, 'deliver'));
+      },
+      get closed() {
+        return stream.done;
+      },
+    };
+  }
+
+  /** Attaches to a feed and catches up in the background; a failure ends the stream. */
+  protected follow(feed: ConversationFeed, member: FeedMember): void {
+    feed.join(member).catch((error) => {
+      this.deps.onError(error, 'catch up');
+      this.finish(maskError(error));
+    });
+  }
+
+  private enqueue(event: StreamEvent): void {
+    if (this.done) return;
+    if (this.waiter) {
+      const resolve = this.waiter;
+      this.waiter = this.failWaiter = undefined;
+      resolve({ value: event, done: false });
+    } else {
+      this.queue.push(event);
+    }
+  }
+
+  /** Ends the stream; with an error, the client receives it (graphql-ws `error`) and no `complete`. */
+  protected finish(error?: GraphQLError): void {
+    if (this.done) return;
+    this.done = true;
+    this.failure = error;
+    this.teardown();
+    if (this.waiter) {
+      const resolve = this.waiter;
+      const reject = this.failWaiter!;
+      this.waiter = this.failWaiter = undefined;
+      if (error) reject(error);
+      else resolve({ value: undefined, done: true });
+    }
+  }
+
+  protected abstract teardown(): void;
+  abstract onJoined(event: Extract<BusEvent, { type: 'joined' }>): void;
+  abstract onLeft(event: Extract<BusEvent, { type: 'left' }>): void;
+  abstract onResync(): void;
+
+  next(): Promise<IteratorResult<StreamEvent>> {
+    const queued = this.queue.shift();
+    if (queued !== undefined) return Promise.resolve({ value: queued, done: false });
+    if (this.done) {
+      const error = this.failure;
+      this.failure = undefined;
+      return error ? Promise.reject(error) : Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => {
+      this.waiter = resolve;
+      this.failWaiter = reject;
+    });
+  }
+
+  return(): Promise<IteratorResult<StreamEvent>> {
+    this.finish();
+    this.queue = [];
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  throw(error: unknown): Promise<IteratorResult<StreamEvent>> {
+    this.finish();
+    return Promise.reject(error);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+
+/** `messageAdded(conversationId, afterSeq)`: one conversation, resumable from a cursor. */
+export class ConversationStream extends RoutedStream {
+  private feed: ConversationFeed | undefined;
+  private member: FeedMember | undefined;
+  private conversationId = '';
+
+  /** Call once, before handing the stream to graphql-js; authorization already happened. */
+  async start(start: StreamStart & { cursor: number }): Promise<this> {
+    this.conversationId = start.conversationId;
+    try {
+      await this.deps.router.attachUser(this.userId, this);
+      const [feed] = await this.deps.router.acquire([{ id: start.conversationId, memberCount: start.memberCount }]);
+      this.feed = feed!;
+    } catch (error) {
+      this.finish();
+      throw error;
+    }
+    if (this.closed) {
+      this.teardown();
+      return this;
+    }
+    this.member = { cursor: start.cursor, sink: this.sinkFor() };
+    this.follow(this.feed, this.member);
+    return this;
+  }
+
+  onJoined(): void {}
+
+  onLeft(event: Extract<BusEvent, { type: 'left' }>): void {
+    if (event.conversationId !== this.conversationId) return;
+    this.finish(forbidden('You are no longer a member of this conversation'));
+  }
+
+  onResync(): void {
+    // The feed resyncs itself; a removal we missed is caught by the next send's authorization.
+  }
+
+  protected teardown(): void {
+    if (this.member && this.feed) this.feed.leave(this.member);
+    if (this.feed) {
+      this.deps.router.release(this.feed);
+      this.feed = undefined;
+    }
+    this.deps.router.detachUser(this.userId, this);
+  }
+}
+
+/**
+ * `inbox(cursors)`: every conversation of the viewer on one subscription,
+ * including conversations joined after it started. Membership changes are
+ * events of their own (ConversationJoined / ConversationLeft).
+ */
+export class InboxStream extends RoutedStream {
+  private readonly attached = new Map<string, { feed: ConversationFeed; member: FeedMember }>();
+  /** Membership changes are applied one at a time, in arrival order. */
+  private changes: Promise<void> = Promise.resolve();
+  private loadInbox: (() => Promise<StreamStart[]>) | undefined;
+
+  async start(loadInbox: () => Promise<StreamStart[]>, cursors: Map<string, number>): Promise<this> {
+    this.loadInbox = loadInbox;
+    try {
+      // Channel first, then the database: a change after the read arrives as an event.
+      await this.deps.router.attachUser(this.userId, this);
+      const inbox = await loadInbox();
+      await this.attach(inbox, (entry) => Math.min(cursors.get(entry.conversationId) ?? entry.lastSeq, entry.lastSeq));
+    } catch (error) {
+      this.finish();
+      throw error;
+    }
+    return this;
+  }
+
+  private async attach(entries: StreamStart[], cursorOf: (entry: StreamStart) => number): Promise<void> {
+    const fresh = entries.filter((entry) => !this.attached.has(entry.conversationId));
+    if (fresh.length === 0 || this.closed) return;
+    const feeds = await this.deps.router.acquire(fresh.map((e) => ({ id: e.conversationId, memberCount: e.memberCount })));
+    fresh.forEach((entry, index) => {
+      const feed = feeds[index]!;
+      if (this.closed || this.attached.has(entry.conversationId)) {
+        this.deps.router.release(feed);
+        return;
+      }
+      const member: FeedMember = { cursor: cursorOf(entry), sink: this.sinkFor() };
+      this.attached.set(entry.conversationId, { feed, member });
+      this.follow(feed, member);
+    });
+  }
+
+  private detach(conversationId: string): boolean {
+    const entry = this.attached.get(conversationId);
+    if (!entry) return false;
+    this.attached.delete(conversationId);
+    entry.feed.leave(entry.member);
+    this.deps.router.release(entry.feed);
+    return true;
+  }
+
+  private serially(work: () => Promise<void>): void {
+    this.changes = this.changes.then(work).catch((error) => this.deps.onError(error, 'membership change'));
+  }
+
+  onJoined(event: Extract<BusEvent, { type: 'joined' }>): void {
+    this.serially(async () => {
+      if (this.closed || this.attached.has(event.conversationId)) return;
+      // Tell the client first, so the conversation exists for it before its first message.
+      await this.output.send({ kind: 'ConversationJoined', conversationId: event.conversationId }, undefined);
+      await this.attach(
+        [{ conversationId: event.conversationId, memberCount: event.memberCount, lastSeq: event.lastSeq }],
+        () => event.lastSeq,
+      );
+    });
+  }
+
+  onLeft(event: Extract<BusEvent, { type: 'left' }>): void {
+    this.serially(async () => {
+      if (this.closed || !this.detach(event.conversationId)) return;
+      await this.output.send({ kind: 'ConversationLeft', conversationId: event.conversationId, reason: event.reason }, undefined);
+    });
+  }
+
+  /** Membership events may have been lost: compare with the database and apply the difference. */
+  onResync(): void {
+    this.serially(async () => {
+      if (this.closed || !this.loadInbox) return;
+      const inbox = await this.loadInbox();
+      const current = new Set(inbox.map((entry) => entry.conversationId));
+      for (const conversationId of [...this.attached.keys()]) {
+        if (!current.has(conversationId) && this.detach(conversationId)) {
+          await this.output.send({ kind: 'ConversationLeft', conversationId, reason: 'REMOVED' }, undefined);
+        }
+      }
+      const joined = inbox.filter((entry) => !this.attached.has(entry.conversationId));
+      for (const entry of joined) {
+        await this.output.send({ kind: 'ConversationJoined', conversationId: entry.conversationId }, undefined);
+      }
+      await this.attach(joined, (entry) => entry.lastSeq);
+    });
+  }
+
+  protected teardown(): void {
+    for (const conversationId of [...this.attached.keys()]) this.detach(conversationId);
+    this.deps.router.detachUser(this.userId, this);
+  }
+}

@@ -1,0 +1,68 @@
+import { builder } from '../builder.js';
+import type { MessageRecord } from '../chat/records.js';
+import { requireViewer } from '../context.js';
+import { badInput } from '../errors.js';
+import type { ConversationJoinedEvent, ConversationLeftEvent, StreamEvent } from '../realtime/streams.js';
+import { Conversation } from './conversation.js';
+import { Message } from './message.js';
+
+const DepartureReason = builder.enumType('DepartureReason', {
+  values: {
+    LEFT: { description: 'The viewer left.' },
+    REMOVED: { description: 'The owner removed the viewer.' },
+  } as const,
+});
+
+const ConversationJoined = builder.objectRef<ConversationJoinedEvent>('ConversationJoined').implement({
+  description: 'The viewer was added to a conversation (or started it). Its messages follow on the same subscription.',
+  fields: (t) => ({
+    conversationId: t.exposeID('conversationId'),
+    conversation: t.field({
+      type: Conversation,
+      nullable: true,
+      description: 'Null if the viewer has already left again.',
+      resolve: (event, _args, context) =>
+        context.services.conversations.get(requireViewer(context), event.conversationId).catch(() => null),
+    }),
+  }),
+});
+
+const ConversationLeft = builder.objectRef<ConversationLeftEvent>('ConversationLeft').implement({
+  description: 'The viewer is no longer in a conversation; nothing more arrives from it.',
+  fields: (t) => ({
+    conversationId: t.exposeID('conversationId'),
+    reason: t.field({ type: DepartureReason, resolve: (event) => event.reason }),
+  }),
+});
+
+const InboxEvent = builder.unionType('InboxEvent', {
+  types: [Message, ConversationJoined, ConversationLeft],
+  resolveType: (event) => ('seq' in event ? Message : event.kind === 'ConversationJoined' ? ConversationJoined : ConversationLeft),
+});
+
+const ConversationCursor = builder.inputType('ConversationCursor', {
+  description: 'Where a client stands in one conversation: the highest seq it holds without a gap.',
+  fields: (t) => ({
+    conversationId: t.id({ required: true }),
+    afterSeq: t.int({ required: true }),
+  }),
+});
+
+builder.subscriptionFields((t) => ({
+  inbox: t.field({
+    type: InboxEvent,
+    description:
+      "Everything for the viewer on one subscription: messages of all their conversations (each conversation's seqs exactly once, in order), including conversations joined later, and membership changes. Conversations with a cursor resume after it; the rest start live. Cursors of conversations the viewer is no longer in are ignored.",
+    args: {
+      cursors: t.arg({ type: [ConversationCursor] }),
+    },
+    subscribe: (_root, args, context, info) => {
+      const cursors = (args.cursors ?? []).map((cursor) => {
+        if (!Number.isInteger(cursor.afterSeq) || cursor.afterSeq < 0) throw badInput('afterSeq must be a non-negative integer', 'cursors');
+        return { conversationId: String(cursor.conversationId), afterSeq: cursor.afterSeq };
+      });
+      return context.realtime.inbox(context, { cursors }, info);
+    },
+    resolve: (event) => event as StreamEvent as MessageRecord | ConversationJoinedEvent | ConversationLeftEvent,
+  }),
+}));
