@@ -16,6 +16,7 @@ import { createMemoryBus } from './realtime/memory-bus.js';
 import { createLocalPresence } from './realtime/presence.js';
 import { createPublisher } from './realtime/publisher.js';
 import { createRedisBus } from './realtime/redis-bus.js';
+import { createRedisPresence } from './realtime/redis-presence.js';
 import { createSocketServer, type SocketServer } from './realtime/socket-server.js';
 import { schema } from './schema/index.js';
 import { createServices, type Services } from './services.js';
@@ -72,7 +73,9 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
     cleanup.unshift(() => db.$disconnect());
     const bus: EventBus = config.redisUrl ? await createRedisBus(config.redisUrl, `chat:${config.instanceId}`) : createMemoryBus();
     cleanup.unshift(() => bus.close());
-    const presence = createLocalPresence();
+    const presence = config.redisUrl
+      ? await createRedisPresence(config.redisUrl, `chat:${config.instanceId}`, { ttlMs: config.presenceTtlMs, onError })
+      : createLocalPresence();
     cleanup.unshift(() => presence.close());
 
     // Services announce committed changes through the publisher; the
@@ -153,6 +156,7 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
           onViewer: (viewer) => services.users.ensure(viewer),
           presence,
           instanceId: config.instanceId,
+          keepAliveMs: config.wsKeepAliveMs,
           onError,
         });
         await new Promise<void>((resolve, reject) => {

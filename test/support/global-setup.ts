@@ -1,0 +1,46 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.js';
+import { redisAvailable } from './redis.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    databaseUrl: string;
+    redisUrl: string | null;
+  }
+}
+
+let embedded: EmbeddedDatabase | undefined;
+let dataDir: string | undefined;
+
+/**
+ * Tests run against real PostgreSQL: DATABASE_URL when set (CI: the machine's
+ * server), otherwise an embedded one started here for the whole run. Each
+ * test file then creates its own database on that server.
+ *
+ * Redis: REDIS_URL, else the conventional local port. Without a reachable
+ * Redis the Redis tests skip with a notice, except under CI=true, where a
+ * missing Redis fails the run.
+ */
+export default async function setup(project: TestProject) {
+  let databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'chat-test-pg-'));
+    embedded = await startEmbeddedPostgres(dataDir);
+    databaseUrl = embedded.url;
+  }
+  const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+  const redisUp = await redisAvailable(redisUrl);
+  if (!redisUp) {
+    if (process.env.CI === 'true') throw new Error(`CI=true but Redis is not reachable at ${redisUrl}`);
+    console.warn(`\n  NOTICE: Redis is not reachable at ${redisUrl}; the Redis tests are SKIPPED.\n`);
+  }
+  project.provide('databaseUrl', databaseUrl);
+  project.provide('redisUrl', redisUp ? redisUrl : null);
+  return async () => {
+    await embedded?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  };
+}

@@ -1,0 +1,197 @@
+import { randomBytes } from 'node:crypto';
+import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import WebSocket from 'ws';
+import { buildApp, type App } from '../../src/app.js';
+import { signToken } from '../../src/auth.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-characters-long';
+
+/** A user id unique to this test run, so tests sharing Redis or a database never collide. */
+export function uid(name: string): string {
+  return `${name}-${randomBytes(4).toString('hex')}`;
+}
+
+export interface GraphQLResponse<T = Record<string, any>> {
+  data?: T | null;
+  errors?: { message: string; extensions?: { code?: string; [key: string]: unknown }; path?: unknown[] }[];
+}
+
+/** A real server on a real port (0: the OS picks), against a real database. */
+export class TestServer {
+  private constructor(
+    readonly app: App,
+    readonly url: string,
+    readonly port: number,
+    readonly env: Record<string, string>,
+  ) {}
+
+  static async start(env: Record<string, string | undefined>): Promise<TestServer> {
+    const full = { JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env };
+    const config = loadConfig(full as NodeJS.ProcessEnv);
+    const app = await buildApp(config, createLogger(config.logLevel));
+    const { port } = await app.start(0, '127.0.0.1');
+    return new TestServer(app, `http://127.0.0.1:${port}/graphql`, port, full as Record<string, string>);
+  }
+
+  get wsUrl(): string {
+    return this.url.replace(/^http/, 'ws');
+  }
+
+  stop(): Promise<void> {
+    return this.app.stop();
+  }
+
+  /** Waits until this server hears the user's channel (their subscription has started). */
+  async listening(userId: string, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await this.app.realtime.router.listening(userId))) {
+      if (Date.now() > deadline) throw new Error(`no subscription of ${userId} started`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // The user channel is live; the subscription reads its starting point right after.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+
+  /** Waits until this server delivers live to at least `count` feed members (subscriptions are in place). */
+  async live(count: number, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.app.realtime.router.stats().live < count) {
+      if (Date.now() > deadline) throw new Error(`only ${this.app.realtime.router.stats().live} of ${count} subscriptions went live`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  async user(id: string, name?: string, options: { expiresIn?: string | number } = {}): Promise<TestUser> {
+    const token = await signToken(TEST_JWT_SECRET, id, { name: name ?? id, expiresIn: options.expiresIn });
+    const user = new TestUser(this, id, token);
+    // Users are created on first authenticated use.
+    await user.query('{ viewer { id } }');
+    return user;
+  }
+}
+
+export class TestUser {
+  private sockets: Client[] = [];
+  constructor(
+    readonly server: TestServer,
+    readonly id: string,
+    public token: string,
+  ) {}
+
+  async query<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>> {
+    const response = await fetch(this.server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${this.token}` },
+      body: JSON.stringify({ query, variables }),
+    });
+    return (await response.json()) as GraphQLResponse<T>;
+  }
+
+  /** Runs an operation that must succeed and returns its data. */
+  async ok<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<T> {
+    const result = await this.query<T>(query, variables);
+    if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
+    return result.data as T;
+  }
+
+  /** The error code of an operation that must fail. */
+  async errorCode(query: string, variables?: Record<string, unknown>): Promise<string | undefined> {
+    const result = await this.query(query, variables);
+    if (!result.errors?.length) throw new Error(`expected an error, got ${JSON.stringify(result.data)}`);
+    return result.errors[0]!.extensions?.code;
+  }
+
+  /** A graphql-ws client for this user (closed by `closeSockets`). */
+  socket(options: { retry?: boolean; url?: string } = {}): Client {
+    const client = createClient({
+      url: options.url ?? this.server.wsUrl,
+      webSocketImpl: WebSocket,
+      connectionParams: () => ({ authorization: `Bearer ${this.token}` }),
+      retryAttempts: options.retry ? 20 : 0,
+      retryWait: async () => new Promise((resolve) => setTimeout(resolve, 100)),
+      lazy: false,
+      onNonLazyError: () => {},
+    });
+    this.sockets.push(client);
+    return client;
+  }
+
+  subscribe<T = any>(query: string, variables?: Record<string, unknown>, client = this.socket()): Subscription<T> {
+    return new Subscription<T>(client, query, variables);
+  }
+
+  async closeSockets(): Promise<void> {
+    await Promise.all(this.sockets.map((client) => client.dispose()));
+    this.sockets = [];
+  }
+}
+
+/** Collects what a subscription receives, with helpers to wait for it. */
+export class Subscription<T = any> {
+  readonly results: FormattedExecutionResult<T, unknown>[] = [];
+  error: unknown;
+  completed = false;
+  private readonly unsubscribe: () => void;
+  private waiters: (() => void)[] = [];
+
+  constructor(client: Client, query: string, variables?: Record<string, unknown>) {
+    this.unsubscribe = client.subscribe<T>(
+      { query, variables },
+      {
+        next: (result) => {
+          this.results.push(result);
+          this.wake();
+        },
+        error: (error) => {
+          this.error = error;
+          this.wake();
+        },
+        complete: () => {
+          this.completed = true;
+          this.wake();
+        },
+      },
+    );
+  }
+
+  private wake() {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  get data(): T[] {
+    return this.results.map((result) => result.data as T);
+  }
+
+  /** Resolves when `predicate` holds, rejects after `timeoutMs` with what arrived so far. */
+  async until(predicate: (sub: this) => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this)) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(`timed out waiting for ${what}; received ${JSON.stringify(this.results).slice(0, 2000)} error=${String(this.error)}`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 200));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  count(n: number, timeoutMs?: number): Promise<void> {
+    return this.until((sub) => sub.results.length >= n, timeoutMs, `${n} results`);
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+}
+
+/** Waits a little, for asserting that something does NOT arrive. */
+export const settle = (ms = 300) => new Promise((resolve) => setTimeout(resolve, ms));
