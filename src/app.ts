@@ -100,9 +100,21 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
         debug: (...args) => logger.debug({ yoga: args.map(String).join(' ') }),
         info: (...args) => logger.info({ yoga: args.map(String).join(' ') }),
         warn: (...args) => logger.warn({ yoga: args.map(String).join(' ') }),
-        error: (...args) => logger.error({ yoga: args.map(String).join(' ') }),
+        // Yoga reports every GraphQL error here, including a user's bad input
+        // (with the query text, which may hold a message body): keep it out of
+        // normal logs. Unexpected errors are logged below, without the query.
+        error: (...args) => logger.debug({ yoga: args.map(String).join(' ') }),
       },
-      maskedErrors: { maskError: (error) => maskError(error) },
+      maskedErrors: {
+        maskError: (error) => {
+          const masked = maskError(error);
+          if (masked.extensions.code === 'INTERNAL_SERVER_ERROR') {
+            const original = (error as { originalError?: unknown }).originalError ?? error;
+            logger.error({ err: original, path: masked.path }, 'unexpected error');
+          }
+          return masked;
+        },
+      },
       graphiql: { title: 'Chat API', defaultQuery: GRAPHIQL_QUERY },
       // Yoga types contexts as open records; ours is the closed `Context` interface.
       context: async (initial: YogaInitialContext & { viewer?: Viewer; transport?: SocketTransport }) => {

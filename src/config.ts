@@ -20,6 +20,9 @@ export interface Config {
   maxBodyLength: number;
   /** A WebSocket whose unsent backlog exceeds this many bytes is closed (slow consumer). */
   maxSocketBufferBytes: number;
+  /** Sends per second a user may sustain per instance (0: unlimited), and the burst allowed. */
+  sendRatePerSecond: number;
+  sendBurst: number;
   /** Pool size of the PostgreSQL connection pool. */
   databasePoolSize: number;
   /** WebSocket heartbeat period; dead peers are dropped within two periods. */
@@ -83,6 +86,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fanoutDirectMax: integer(env, 'FANOUT_DIRECT_MAX', 100, 0, 100_000),
     maxBodyLength: integer(env, 'MAX_MESSAGE_LENGTH', 4000, 1, 1_000_000),
     maxSocketBufferBytes: integer(env, 'MAX_SOCKET_BUFFER_BYTES', 8 * 1024 * 1024, 1024, 1024 ** 3),
+    sendRatePerSecond: integer(env, 'SEND_RATE_PER_SECOND', 10, 0, 1_000_000),
+    sendBurst: integer(env, 'SEND_BURST', 30, 1, 1_000_000),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     wsKeepAliveMs: integer(env, 'WS_KEEPALIVE_MS', 12_000, 100, 600_000),
     presenceTtlMs: integer(env, 'PRESENCE_TTL_MS', 30_000, 300, 3_600_000),

@@ -5,6 +5,7 @@ import { badInput, forbidden, notFound } from '../errors.js';
 import { requireMember } from './access.js';
 import type { ChatEvents } from './events.js';
 import { newId } from './ids.js';
+import { createRateLimiter } from './rate-limit.js';
 import type { MessageRecord } from './records.js';
 import type { UserService } from './users.js';
 import { clientMessageId, conversationIdArgument, messageBody, pageSize, seqArgument } from './validate.js';
@@ -49,6 +50,8 @@ function isUniqueViolation(error: unknown): boolean {
 export type MessageService = ReturnType<typeof createMessageService>;
 
 export function createMessageService(db: Database, users: UserService, events: ChatEvents, config: Config) {
+  const sendLimit = createRateLimiter('messages', config.sendRatePerSecond, config.sendBurst);
+
   async function withSenders(rows: MessageRow[]): Promise<MessageRecord[]> {
     const senders = await users.getMany(rows.map((row) => row.senderId));
     return rows.map(({ senderId, ...row }) => ({
@@ -91,6 +94,7 @@ export function createMessageService(db: Database, users: UserService, events: C
       const conversationId = conversationIdArgument(id);
       const text = messageBody(body, config.maxBodyLength);
       const cmid = clientMessageId(clientId);
+      sendLimit.take(viewer.id);
       const messageId = newId();
       let rows: { seq: number; created_at: Date; member_count: number; member_ids: string[] | null }[];
       try {

@@ -28,7 +28,8 @@ export class TestServer {
   ) {}
 
   static async start(env: Record<string, string | undefined>): Promise<TestServer> {
-    const full = { JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env };
+    // Tests send in bursts: no send rate limit unless a test asks for one.
+    const full = { JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SEND_RATE_PER_SECOND: '0', WS_KEEPALIVE_MS: '1000', ...env };
     const config = loadConfig(full as NodeJS.ProcessEnv);
     const app = await buildApp(config, createLogger(config.logLevel));
     const { port } = await app.start(0, '127.0.0.1');
