@@ -9,7 +9,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { applyMigrations } from './db/migrate.js';
 import { maskError } from './errors.js';
 import type { Logger } from './logger.js';
-import type { EventBus } from './realtime/bus.js';
+import { channels, type EventBus } from './realtime/bus.js';
 import { CloseReason } from './realtime/close-codes.js';
 import { createRealtime, type Realtime } from './realtime/index.js';
 import { createMemoryBus } from './realtime/memory-bus.js';
@@ -73,14 +73,22 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
     cleanup.unshift(() => db.$disconnect());
     const bus: EventBus = config.redisUrl ? await createRedisBus(config.redisUrl, `chat:${config.instanceId}`) : createMemoryBus();
     cleanup.unshift(() => bus.close());
+    // Services announce committed changes through the publisher; the
+    // publisher and presence call back into services: bind that late.
+    let services!: Services;
+    const onPresenceChange = async (userId: string, online: boolean, at: Date) => {
+      await bus.publish(channels.presence(userId), { type: 'presence', userId, online }).catch((e) => onError(e, 'publish presence'));
+      await services.users.setLastSeen(userId, at).catch((e) => onError(e, 'last seen'));
+    };
     const presence = config.redisUrl
-      ? await createRedisPresence(config.redisUrl, `chat:${config.instanceId}`, { ttlMs: config.presenceTtlMs, onError })
-      : createLocalPresence();
+      ? await createRedisPresence(config.redisUrl, `chat:${config.instanceId}`, {
+          ttlMs: config.presenceTtlMs,
+          onChange: onPresenceChange,
+          onError,
+        })
+      : createLocalPresence(onPresenceChange);
     cleanup.unshift(() => presence.close());
 
-    // Services announce committed changes through the publisher; the
-    // publisher asks services for member lists: bind that late.
-    let services!: Services;
     const events = createPublisher({
       bus,
       presence,
@@ -89,7 +97,7 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
       onError,
     });
     services = createServices(db, events, config);
-    const realtime = createRealtime({ bus, services, config, onError });
+    const realtime = createRealtime({ bus, presence, services, config, onError });
     const auth = await createAuth(config);
 
     const yoga = createYoga<Record<string, unknown>, Record<string, unknown>>({

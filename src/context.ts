@@ -17,6 +17,8 @@ export interface SocketTransport {
 
 export interface Loaders {
   lastMessage: DataLoader<{ id: string; lastSeq: number }, MessageRecord | null, string>;
+  online: DataLoader<string, boolean>;
+  lastSeenAt: DataLoader<string, Date | null>;
 }
 
 export interface Context {
@@ -24,13 +26,27 @@ export interface Context {
   readonly viewer: Viewer | null;
   readonly services: Services;
   readonly realtime: Realtime;
-  /** Per-operation batching; created on first use. */
+  /**
+   * Batching and short-lived caching for resolvers. Subscription contexts live
+   * for hours, so loaders are replaced after a second: batching within one
+   * execution, never a stale answer (presence changes) for long.
+   */
   readonly loaders: Loaders;
   readonly transport?: SocketTransport;
 }
 
-function createLoaders(services: Services): Loaders {
+const LOADER_LIFETIME_MS = 1000;
+
+function createLoaders(services: Services, realtime: Realtime): Loaders {
   return {
+    online: new DataLoader(async (ids) => {
+      const online = new Set(await realtime.onlineAmong(ids));
+      return ids.map((id) => online.has(id));
+    }),
+    lastSeenAt: new DataLoader(async (ids) => {
+      const found = await services.users.lastSeen(ids);
+      return ids.map((id) => found.get(id) ?? null);
+    }),
     lastMessage: new DataLoader(
       async (keys) => {
         const found = await services.messages.latest(keys);
@@ -48,10 +64,16 @@ export function createContext(parts: {
   transport?: SocketTransport;
 }): Context {
   let loaders: Loaders | undefined;
+  let createdAt = 0;
   return {
     ...parts,
     get loaders() {
-      return (loaders ??= createLoaders(parts.services));
+      const now = Date.now();
+      if (!loaders || now - createdAt > LOADER_LIFETIME_MS) {
+        loaders = createLoaders(parts.services, parts.realtime);
+        createdAt = now;
+      }
+      return loaders;
     },
   };
 }

@@ -4,6 +4,7 @@ import { createConversationService } from './chat/conversations.js';
 import { createMembershipService } from './chat/membership.js';
 import { createMessageService } from './chat/messages.js';
 import { createStreamService } from './chat/streams.js';
+import { createTypingService } from './chat/typing.js';
 import { createUserService } from './chat/users.js';
 import type { Database } from './db/client.js';
 
@@ -12,11 +13,13 @@ export type Services = ReturnType<typeof createServices>;
 /** The business logic: resolvers call these, and nothing else touches the database. */
 export function createServices(db: Database, events: ChatEvents, config: Config) {
   const users = createUserService(db);
+  const streams = createStreamService(db);
   return {
     users,
     conversations: createConversationService(db, users, events),
     membership: createMembershipService(db, users, events),
     messages: createMessageService(db, users, events, config),
-    streams: createStreamService(db),
+    typing: createTypingService(db, events, config, streams.memberIds),
+    streams,
   };
 }

@@ -1,4 +1,4 @@
-import type { DepartureReason, MessageRecord } from './records.js';
+import type { DepartureReason, MessageRecord, UserRecord } from './records.js';
 
 /**
  * What the chat services announce after a change has committed. The realtime
@@ -15,4 +15,12 @@ export interface ChatEvents {
   /** Users joined; `lastSeq` is the conversation's seq at the join (they receive what follows). */
   membersJoined(conversationId: string, userIds: string[], lastSeq: number, memberCount: number): Promise<void>;
   membersLeft(conversationId: string, userIds: string[], reason: DepartureReason, memberCount: number): Promise<void>;
+  /** Ephemeral (never stored): `user` is typing until `expiresAt`, or stopped. Same audience rule as messages. */
+  typing(
+    conversationId: string,
+    user: UserRecord,
+    typing: boolean,
+    expiresAt: Date,
+    audience: { memberCount: number; memberIds: string[] | null },
+  ): Promise<void>;
 }

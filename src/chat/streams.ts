@@ -44,6 +44,35 @@ export function createStreamService(db: Database) {
       return new Map(rows.map((row) => [row.id, row.lastSeq]));
     },
 
+    /**
+     * Whose presence a viewer may watch: the members of one of their
+     * conversations (up to `max`), or by default their contacts, the other
+     * people in their direct conversations.
+     */
+    async presenceTargets(viewer: Viewer, conversationId: string | null | undefined, max: number): Promise<string[]> {
+      if (conversationId != null) {
+        const id = conversationIdArgument(conversationId);
+        const view = await requireMember(db, id, viewer.id);
+        if (view.memberCount > max) {
+          throw badInput(`presence can watch conversations of up to ${max} members`, 'conversationId');
+        }
+        const rows = await db.conversationMember.findMany({ where: { conversationId: id }, select: { userId: true } });
+        return rows.map((row) => row.userId).filter((userId) => userId !== viewer.id);
+      }
+      const links = await db.userConversation.findMany({ where: { userId: viewer.id }, select: { conversationId: true } });
+      if (links.length === 0) return [];
+      const direct = await db.conversation.findMany({
+        where: { id: { in: links.map((link) => link.conversationId) }, kind: 'DIRECT' },
+        select: { id: true },
+      });
+      const members = await db.conversationMember.findMany({
+        where: { conversationId: { in: direct.map((c) => c.id) }, userId: { not: viewer.id } },
+        select: { userId: true },
+        take: max,
+      });
+      return [...new Set(members.map((m) => m.userId))];
+    },
+
     async memberIds(conversationId: string): Promise<string[]> {
       const rows = await db.conversationMember.findMany({ where: { conversationId }, select: { userId: true } });
       return rows.map((row) => row.userId);

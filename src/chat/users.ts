@@ -43,6 +43,11 @@ export function createUserService(db: Database) {
       }
     },
 
+    async lastSeen(ids: readonly string[]): Promise<Map<string, Date | null>> {
+      const rows = await db.user.findMany({ where: { id: { in: [...ids] } }, select: { id: true, lastSeenAt: true } });
+      return new Map(rows.map((row) => [row.id, row.lastSeenAt]));
+    },
+
     async setLastSeen(id: string, at: Date): Promise<void> {
       await db.user.updateMany({ where: { id }, data: { lastSeenAt: at } });
     },

@@ -1,4 +1,4 @@
-import type { DepartureReason, MessageRecord } from '../chat/records.js';
+import type { DepartureReason, MessageRecord, UserRecord } from '../chat/records.js';
 
 /**
  * Everything that crosses the event bus. Messages travel whole (with the
@@ -10,7 +10,11 @@ export type BusEvent =
   | { type: 'joined'; conversationId: string; userId: string; lastSeq: number; memberCount: number }
   | { type: 'left'; conversationId: string; userId: string; reason: DepartureReason; memberCount: number }
   /** The member count changed across the fan-out threshold: switch delivery path. */
-  | { type: 'resized'; conversationId: string; memberCount: number };
+  | { type: 'resized'; conversationId: string; memberCount: number }
+  /** A user came online or went offline (a hint: listeners re-read presence, so order does not matter). */
+  | { type: 'presence'; userId: string; online: boolean }
+  /** Ephemeral: someone is typing (or stopped). `id` lets an instance drop the copies fan-out on write brings. */
+  | { type: 'typing'; id: string; conversationId: string; user: UserRecord; typing: boolean; expiresAt: string };
 
 export type BusHandler = (event: BusEvent) => void;
 export type Unsubscribe = () => Promise<void>;
@@ -39,6 +43,7 @@ export interface EventBus {
 export const channels = {
   user: (userId: string) => `chat:user:${userId}`,
   conversation: (conversationId: string) => `chat:conversation:${conversationId}`,
+  presence: (userId: string) => `chat:presence-changes:${userId}`,
 };
 
 /** Serializes an event once per publish (not per channel or per subscriber). */

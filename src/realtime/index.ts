@@ -3,8 +3,14 @@ import type { Config } from '../config.js';
 import { createSharedContext, requireViewer, type Context } from '../context.js';
 import type { Services } from '../services.js';
 import type { EventBus } from './bus.js';
+import { PresenceStream, TypingStream } from './ephemeral-streams.js';
+import type { Presence } from './presence.js';
+import { PresenceWatch } from './presence-watch.js';
 import { Router } from './router.js';
 import { ConversationStream, InboxStream, type StreamEvent } from './streams.js';
+
+/** Most users one presence subscription may watch. */
+export const PRESENCE_WATCH_MAX = 1000;
 
 export interface Realtime {
   readonly router: Router;
@@ -20,10 +26,17 @@ export interface Realtime {
     args: { cursors?: readonly { conversationId: string; afterSeq: number }[] | null },
     info: GraphQLResolveInfo,
   ): Promise<AsyncIterableIterator<StreamEvent>>;
+  /** `Subscription.presence`: a conversation's members, or the viewer's contacts; current state, then changes. */
+  presence(context: Context, args: { conversationId?: string | null }, info: GraphQLResolveInfo): Promise<AsyncIterableIterator<StreamEvent>>;
+  /** `Subscription.typing`: typing indicators of one conversation. */
+  typing(context: Context, args: { conversationId: string }, info: GraphQLResolveInfo): Promise<AsyncIterableIterator<StreamEvent>>;
+  /** Whether each user is online (for `User.online`). */
+  onlineAmong(userIds: readonly string[]): Promise<string[]>;
 }
 
 export function createRealtime(options: {
   bus: EventBus;
+  presence: Presence;
   services: Services;
   config: Config;
   onError: (error: unknown, what: string) => void;
@@ -35,8 +48,20 @@ export function createRealtime(options: {
     onError,
     store: { range: services.messages.range, lastSeqs: services.streams.lastSeqs },
   });
+  const watch = new PresenceWatch(options.bus, onError);
   const realtime: Realtime = {
     router,
+    onlineAmong: (userIds) => options.presence.onlineAmong(userIds),
+    async presence(context, args, info) {
+      const viewer = requireViewer(context);
+      const targets = await services.streams.presenceTargets(viewer, args.conversationId, PRESENCE_WATCH_MAX);
+      return new PresenceStream(context, info, deps).start(options.presence, watch, targets);
+    },
+    async typing(context, args, info) {
+      const viewer = requireViewer(context);
+      const start = await services.streams.conversation(viewer, args.conversationId, null);
+      return new TypingStream(context, info, deps).start(start);
+    },
     async messageAdded(context, args, info) {
       const viewer = requireViewer(context);
       const start = await services.streams.conversation(viewer, args.conversationId, args.afterSeq);

@@ -1,4 +1,5 @@
 import type { ChatEvents } from '../chat/events.js';
+import { randomUUID } from 'node:crypto';
 import type { DepartureReason, MessageRecord } from '../chat/records.js';
 import { channels, type BusEvent, type EventBus } from './bus.js';
 import type { Presence } from './presence.js';
@@ -41,13 +42,28 @@ export function createPublisher(options: PublisherOptions): ChatEvents {
     if (online.length > 0) await bus.publish(online.map(channels.user), event);
   }
 
+  /** Small conversations: each online member's user channel; large: the conversation channel. */
+  async function toAudience(conversationId: string, audience: { memberIds: string[] | null }, event: BusEvent) {
+    if (audience.memberIds) await toOnlineUsers(audience.memberIds, event);
+    else await bus.publish(channels.conversation(conversationId), event);
+  }
+
   return {
     messageSent(message: MessageRecord, audience) {
-      return safely('publish message', async () => {
-        const event: BusEvent = { type: 'message', message };
-        if (audience.memberIds) await toOnlineUsers(audience.memberIds, event);
-        else await bus.publish(channels.conversation(message.conversationId), event);
-      });
+      return safely('publish message', () => toAudience(message.conversationId, audience, { type: 'message', message }));
+    },
+
+    typing(conversationId, user, typing, expiresAt, audience) {
+      return safely('publish typing', () =>
+        toAudience(conversationId, audience, {
+          type: 'typing',
+          id: randomUUID(),
+          conversationId,
+          user,
+          typing,
+          expiresAt: expiresAt.toISOString(),
+        }),
+      );
     },
 
     membersJoined(conversationId, userIds, lastSeq, memberCount) {

@@ -24,6 +24,11 @@ export interface RouterOptions {
   onError: (error: unknown, what: string) => void;
 }
 
+/** Receives typing events of one conversation. */
+export interface TypingListener {
+  onTyping(event: Extract<BusEvent, { type: 'typing' }>): void;
+}
+
 interface UserEntry {
   listeners: Set<MembershipListener>;
   subscribed: Promise<Unsubscribe>;
@@ -48,6 +53,9 @@ interface FeedEntry {
 export class Router {
   private readonly users = new Map<string, UserEntry>();
   private readonly feeds = new Map<string, FeedEntry>();
+  private readonly typing = new Map<string, Set<TypingListener>>();
+  /** Ids of recent typing events: fan-out on write brings one copy per local member. */
+  private readonly recentTyping = new Set<string>();
   private readonly options: RouterOptions;
   private readonly handler = (event: BusEvent) => this.route(event);
 
@@ -121,6 +129,17 @@ export class Router {
     return result;
   }
 
+  /** Typing events of a conversation go to `listener` (hold the conversation's feed to hear them). */
+  watchTyping(conversationId: string, listener: TypingListener): () => void {
+    let set = this.typing.get(conversationId);
+    if (!set) this.typing.set(conversationId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set!.delete(listener);
+      if (set!.size === 0 && this.typing.get(conversationId) === set) this.typing.delete(conversationId);
+    };
+  }
+
   /** Lets go of a feed from `acquire`; the last holder out unsubscribes. */
   release(feed: ConversationFeed): void {
     if (--feed.refs > 0) return;
@@ -184,6 +203,15 @@ export class Router {
       case 'resized':
         this.resized(event.conversationId, event.memberCount);
         return;
+      case 'typing': {
+        if (this.recentTyping.has(event.id)) return;
+        this.recentTyping.add(event.id);
+        if (this.recentTyping.size > 1024) this.recentTyping.delete(this.recentTyping.values().next().value!);
+        for (const listener of this.typing.get(event.conversationId) ?? []) listener.onTyping(event);
+        return;
+      }
+      case 'presence':
+        return; // heard on presence channels (PresenceWatch)
     }
   }
 

@@ -1,7 +1,7 @@
 import type { GraphQLError, GraphQLResolveInfo } from 'graphql';
 import type { WebSocket } from 'ws';
 import type { StreamStart } from '../chat/streams.js';
-import type { MessageRecord } from '../chat/records.js';
+import type { MessageRecord, UserRecord } from '../chat/records.js';
 import { requireViewer, type Context } from '../context.js';
 import { forbidden, maskError } from '../errors.js';
 import type { BusEvent } from './bus.js';
@@ -20,7 +20,19 @@ export interface ConversationLeftEvent {
   conversationId: string;
   reason: 'LEFT' | 'REMOVED';
 }
-export type StreamEvent = MessageRecord | ConversationJoinedEvent | ConversationLeftEvent;
+export interface PresenceChangedEvent {
+  kind: 'PresenceEvent';
+  userId: string;
+  online: boolean;
+}
+export interface TypingEvent {
+  kind: 'TypingEvent';
+  conversationId: string;
+  user: UserRecord;
+  typing: boolean;
+  expiresAt: Date;
+}
+export type StreamEvent = MessageRecord | ConversationJoinedEvent | ConversationLeftEvent | PresenceChangedEvent | TypingEvent;
 
 export interface StreamDeps {
   router: Router;
@@ -104,7 +116,7 @@ class QueueOutput implements Output {
  * output goes straight to the socket) and only ends, normally or with an
  * error; otherwise it yields its events.
  */
-abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>, MembershipListener {
+export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>, MembershipListener {
   protected readonly context: Context;
   protected readonly deps: StreamDeps;
   protected readonly output: Output;

@@ -8,6 +8,16 @@ export const User = builder.objectRef<UserRecord>('User').implement({
   fields: (t) => ({
     id: t.exposeID('id'),
     name: t.exposeString('name'),
+    online: t.boolean({
+      description: 'Connected to any instance right now (a crashed instance\'s users drop off within PRESENCE_TTL_MS).',
+      resolve: (user, _args, context) => context.loaders.online.load(user.id),
+    }),
+    lastSeenAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the user last came online or went offline; null if never connected.',
+      resolve: (user, _args, context) => context.loaders.lastSeenAt.load(user.id),
+    }),
   }),
 });
 

@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { settle, TestServer, uid, type TestUser } from './support/server.js';
+
+let db: TestDatabase;
+let server: TestServer;
+const users: TestUser[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  server = await TestServer.start({ DATABASE_URL: db.url });
+});
+afterAll(async () => {
+  await Promise.all(users.map((u) => u.closeSockets()));
+  await server?.stop();
+  await db?.drop();
+});
+
+async function user(name: string): Promise<TestUser> {
+  const u = await server.user(uid(name), name);
+  users.push(u);
+  return u;
+}
+async function dm(a: TestUser, b: TestUser): Promise<string> {
+  return (await a.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: b.id })).startDirectConversation.id;
+}
+
+const PRESENCE = 'subscription($c: ID) { presence(conversationId: $c) { user { id } online } }';
+const TYPING = 'subscription($c: ID!) { typing(conversationId: $c) { conversationId user { id name } typing expiresAt } }';
+
+describe('presence', () => {
+  it("shows contacts' current state, then each change, and keeps lastSeenAt", async () => {
+    const [alice, bob] = [await user('alice'), await user('bob')];
+    await dm(alice, bob);
+    expect((await bob.ok('query($id: ID!) { user(id: $id) { online lastSeenAt } }', { id: alice.id })).user).toEqual({ online: false, lastSeenAt: null });
+
+    const watch = bob.subscribe(PRESENCE);
+    await watch.count(1);
+    expect(watch.data[0].presence).toEqual({ user: { id: alice.id }, online: false });
+
+    const socket = alice.socket();
+    await watch.until((s) => s.data.some((d) => d.presence.online), 5000, 'online');
+    const seen = await bob.ok('query($id: ID!) { user(id: $id) { online lastSeenAt } }', { id: alice.id });
+    expect(seen.user.online).toBe(true);
+    expect(new Date(seen.user.lastSeenAt).getTime()).toBeGreaterThan(Date.now() - 60_000);
+
+    await socket.dispose();
+    await watch.until((s) => s.data.length >= 3, 5000, 'offline');
+    expect(watch.data.map((d) => d.presence.online)).toEqual([false, true, false]);
+    expect((await bob.ok('query($id: ID!) { user(id: $id) { online } }', { id: alice.id })).user.online).toBe(false);
+  });
+
+  it("watches a conversation's members, and only a member may", async () => {
+    const [alice, bob, carol, eve] = [await user('alice'), await user('bob'), await user('carol'), await user('eve')];
+    const c = (await alice.ok('mutation($m: [ID!]!) { createGroup(title: "p", memberIds: $m) { id } }', { m: [bob.id, carol.id] })).createGroup.id;
+    const watch = alice.subscribe(PRESENCE, { c });
+    await watch.count(2);
+    expect(watch.data.map((d) => d.presence.user.id).sort()).toEqual([bob.id, carol.id].sort());
+    carol.socket();
+    await watch.until((s) => s.data.some((d) => d.presence.user.id === carol.id && d.presence.online), 5000, 'carol online');
+    const denied = eve.subscribe(PRESENCE, { c });
+    await denied.until((s) => s.results.length > 0 || s.error !== undefined, 5000, 'an error');
+    expect(denied.results[0]?.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+});
+
+describe('typing indicators', () => {
+  it('reach the other members, coalesce renewals, expire on their own, and are never stored', async () => {
+    const [alice, bob] = [await user('alice'), await user('bob')];
+    const c = await dm(alice, bob);
+    const bobSees = bob.subscribe(TYPING, { c });
+    const aliceSees = alice.subscribe(TYPING, { c });
+    await server.listening(bob.id);
+    await server.listening(alice.id);
+    const set = (typing: boolean) => alice.ok('mutation($c: ID!, $t: Boolean) { setTyping(conversationId: $c, typing: $t) }', { c, t: typing });
+    await set(true);
+    await set(true); // a keystroke later: absorbed
+    await bobSees.count(1);
+    const first = bobSees.data[0].typing;
+    expect(first).toMatchObject({ conversationId: c, user: { id: alice.id, name: 'alice' }, typing: true });
+    const ttl = new Date(first.expiresAt).getTime() - Date.now();
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(6000);
+    await set(false);
+    await bobSees.count(2);
+    expect(bobSees.data[1].typing.typing).toBe(false);
+    await settle(200);
+    expect(bobSees.results).toHaveLength(2);
+    expect(aliceSees.results).toHaveLength(0); // not your own
+    expect(await db.query('SELECT count(*)::int AS n FROM messages WHERE conversation_id = $1', [c])).toEqual([{ n: 0 }]);
+  });
+
+  it('is for members only, and rate-limited', async () => {
+    const [alice, bob, eve] = [await user('alice'), await user('bob'), await user('eve')];
+    const c = await dm(alice, bob);
+    expect(await eve.errorCode('mutation($c: ID!) { setTyping(conversationId: $c) }', { c })).toBe('FORBIDDEN');
+    const codes: (string | undefined)[] = [];
+    for (let i = 0; i < 40; i++) {
+      const result = await alice.query('mutation($c: ID!) { setTyping(conversationId: $c) }', { c });
+      codes.push(result.errors?.[0]?.extensions?.code);
+    }
+    expect(codes).toContain('RATE_LIMITED');
+  });
+});
