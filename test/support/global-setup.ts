@@ -3,12 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.js';
+import { findNginx } from '../../ops/nginx.js';
 import { redisAvailable } from './redis.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     databaseUrl: string;
     redisUrl: string | null;
+    nginx: boolean;
   }
 }
 
@@ -37,6 +39,15 @@ export default async function setup(project: TestProject) {
     if (process.env.CI === 'true') throw new Error(`CI=true but Redis is not reachable at ${redisUrl}`);
     console.warn(`\n  NOTICE: Redis is not reachable at ${redisUrl}; the Redis tests are SKIPPED.\n`);
   }
+  let nginx = true;
+  try {
+    findNginx();
+  } catch {
+    nginx = false;
+    if (process.env.CI === 'true') throw new Error('CI=true but nginx is not installed (apt-get install nginx)');
+    console.warn('\n  NOTICE: nginx is not installed; the load-balancer (cluster) tests are SKIPPED.\n');
+  }
+  project.provide('nginx', nginx);
   project.provide('databaseUrl', databaseUrl);
   project.provide('redisUrl', redisUp ? redisUrl : null);
   return async () => {

@@ -64,22 +64,41 @@ export class TestServer {
     }
   }
 
-  async user(id: string, name?: string, options: { expiresIn?: string | number } = {}): Promise<TestUser> {
-    const token = await signToken(TEST_JWT_SECRET, id, { name: name ?? id, expiresIn: options.expiresIn });
-    const user = new TestUser(this, id, token);
-    // Users are created on first authenticated use.
-    await user.query('{ viewer { id } }');
-    return user;
+  user(id: string, name?: string, options: { expiresIn?: string | number } = {}): Promise<TestUser> {
+    return userAt(this, id, name, options);
   }
+}
+
+/** Where a test user talks to: one server, one instance of a cluster, or the load balancer. */
+export interface Endpoint {
+  readonly url: string;
+  readonly wsUrl: string;
+}
+
+export function endpoint(url: string): Endpoint {
+  return { url, wsUrl: url.replace(/^http/, 'ws') };
+}
+
+/** A user with a token, created on the server by a first request. */
+export async function userAt(at: Endpoint, id: string, name?: string, options: { expiresIn?: string | number } = {}): Promise<TestUser> {
+  const token = await signToken(TEST_JWT_SECRET, id, { name: name ?? id, expiresIn: options.expiresIn });
+  const user = new TestUser(at, id, token);
+  await user.ok('{ viewer { id } }');
+  return user;
 }
 
 export class TestUser {
   private sockets: Client[] = [];
   constructor(
-    readonly server: TestServer,
+    readonly server: Endpoint,
     readonly id: string,
     public token: string,
   ) {}
+
+  /** The same user (same token) talking to another endpoint. */
+  at(other: Endpoint): TestUser {
+    return new TestUser(other, this.id, this.token);
+  }
 
   async query<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>> {
     const response = await fetch(this.server.url, {

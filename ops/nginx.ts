@@ -1,0 +1,89 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const NGINX_TEMPLATE = fileURLToPath(new URL('../deploy/nginx/chat.conf.template', import.meta.url));
+
+/** Fills the template's ${LISTEN} and ${UPSTREAM_SERVERS}; nginx's own $variables are left alone. */
+export async function renderChatConf(listen: string, upstreams: readonly string[]): Promise<string> {
+  const template = await readFile(NGINX_TEMPLATE, 'utf8');
+  return template
+    .replaceAll('${LISTEN}', listen)
+    .replaceAll('${UPSTREAM_SERVERS}', upstreams.map((address) => `server ${address} max_fails=1 fail_timeout=1s;`).join('\n    '));
+}
+
+export function findNginx(): string {
+  for (const candidate of [process.env.NGINX_BIN, '/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx']) {
+    if (candidate && existsSync(candidate)) return candidate;
+  }
+  throw new Error('nginx is not installed (Debian: apt-get install nginx); or set NGINX_BIN');
+}
+
+export interface RunningNginx {
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs nginx in the foreground with everything (config, pid, logs, temp
+ * files) under `prefix`, so it needs no system configuration and several
+ * can run side by side.
+ */
+export async function startNginx(prefix: string, listen: string, upstreams: readonly string[]): Promise<RunningNginx> {
+  const bin = findNginx();
+  for (const dir of ['logs', 'temp']) await mkdir(path.join(prefix, dir), { recursive: true });
+  // Workers drop root privileges; they must be able to use the temp directory.
+  await chmod(prefix, 0o755);
+  await chmod(path.join(prefix, 'temp'), 0o777);
+  await writeFile(path.join(prefix, 'chat.conf'), await renderChatConf(listen, upstreams));
+  await writeFile(
+    path.join(prefix, 'nginx.conf'),
+    `worker_processes 1;
+daemon off;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    client_body_temp_path ${prefix}/temp/body;
+    proxy_temp_path ${prefix}/temp/proxy;
+    fastcgi_temp_path ${prefix}/temp/fastcgi;
+    uwsgi_temp_path ${prefix}/temp/uwsgi;
+    scgi_temp_path ${prefix}/temp/scgi;
+    include ${prefix}/chat.conf;
+}
+`,
+  );
+  const child = spawn(bin, ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-e', path.join(prefix, 'logs', 'error.log')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // nginx has no "ready" message: wait for its port to accept connections.
+  const [host, port] = listen.includes(':') ? [listen.split(':')[0]!, Number(listen.split(':')[1])] : ['127.0.0.1', Number(listen)];
+  const net = await import('node:net');
+  for (let waited = 0; ; waited += 50) {
+    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, host, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (open) break;
+    if (waited > 10_000) throw new Error(`nginx did not start: ${stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    process: child,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGQUIT');
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}
