@@ -4,7 +4,7 @@ import { createYoga, type YogaInitialContext } from 'graphql-yoga';
 import { createAuth, type Viewer } from './auth.js';
 import type { Config } from './config.js';
 import { createContext, type SocketTransport } from './context.js';
-import { createDatabase, pingDatabase } from './db/client.js';
+import { createDatabase, pingDatabase, type QueryObserver } from './db/client.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { applyMigrations } from './db/migrate.js';
 import { maskError } from './errors.js';
@@ -53,7 +53,13 @@ query Me {
  * migrations, the event bus, services, and one HTTP server carrying Yoga
  * (queries, mutations, GraphiQL, SSE) and graphql-ws (WebSocket) on one port.
  */
-export async function buildApp(config: Config, logger: Logger): Promise<App> {
+/** Optional observers, for metrics and for tests that inspect what the server does. */
+export interface AppHooks {
+  /** Every SQL statement sent to PostgreSQL, with its duration. */
+  onQuery?: QueryObserver;
+}
+
+export async function buildApp(config: Config, logger: Logger, hooks: AppHooks = {}): Promise<App> {
   const onError = (error: unknown, what: string) => logger.error({ err: error, what }, `realtime: ${what} failed`);
 
   let embedded: EmbeddedDatabase | undefined;
@@ -69,7 +75,7 @@ export async function buildApp(config: Config, logger: Logger): Promise<App> {
     const applied = await applyMigrations(databaseUrl, { log: (line) => logger.info(line) });
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
 
-    const db = createDatabase(databaseUrl, config.databasePoolSize);
+    const { db, poolStats } = createDatabase(databaseUrl, config.databasePoolSize, hooks.onQuery);
     cleanup.unshift(() => db.$disconnect());
     const bus: EventBus = config.redisUrl ? await createRedisBus(config.redisUrl, `chat:${config.instanceId}`) : createMemoryBus();
     cleanup.unshift(() => bus.close());

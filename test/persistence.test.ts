@@ -41,7 +41,7 @@ describe('migrations', () => {
 
   it('leaves a database that every model of the Prisma schema can read and write', async () => {
     await applyMigrations(db.url);
-    const prisma = createDatabase(db.url, 2);
+    const { db: prisma } = createDatabase(db.url, 2);
     try {
       // Each findMany selects every scalar column the schema declares: a missing
       // or mistyped column in the SQL migrations fails here.

@@ -1,12 +1,61 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
 
 export type Database = PrismaClient;
 
-/** The one Prisma client of a process, over node-postgres through the driver adapter. */
-export function createDatabase(databaseUrl: string, poolSize: number): Database {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: poolSize });
-  return new PrismaClient({ adapter });
+/** Sees every SQL statement the server sends (metrics, and tests that check each statement's shape). */
+export interface QueryObserver {
+  (sql: string, durationMs: number, failed: boolean): void;
+}
+
+export interface DatabaseHandle {
+  db: Database;
+  /** Connections of the pool: open, idle, and callers waiting for one. */
+  poolStats(): { total: number; idle: number; waiting: number };
+}
+
+/**
+ * The one Prisma client of a process, over a node-postgres pool we own
+ * (through the driver adapter) so that every statement can be observed:
+ * each pooled connection's `query` is wrapped once, when it connects.
+ */
+export function createDatabase(databaseUrl: string, poolSize: number, observe?: QueryObserver): DatabaseHandle {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize });
+  // An idle connection that the server drops (restart, failover) must not crash the process.
+  pool.on('error', () => {});
+  if (observe) {
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+      (client as { query: unknown }).query = (...args: unknown[]) => {
+        const config = args[0];
+        const sql = typeof config === 'string' ? config : ((config as { text?: string })?.text ?? '');
+        const started = performance.now();
+        const result = query(...args);
+        if (result && typeof (result as Promise<unknown>).then === 'function') {
+          (result as Promise<unknown>).then(
+            () => observe(sql, performance.now() - started, false),
+            () => observe(sql, performance.now() - started, true),
+          );
+        }
+        return result;
+      };
+    });
+  }
+  const adapter = new PrismaPg(pool);
+  const db = new PrismaClient({ adapter });
+  const disconnect = db.$disconnect.bind(db);
+  // The adapter does not end a pool it was given: do it with the client.
+  Object.assign(db, {
+    $disconnect: async () => {
+      await disconnect();
+      await pool.end();
+    },
+  });
+  return {
+    db,
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+  };
 }
 
 /** True when the database answers (for /ready). */

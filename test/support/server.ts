@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import WebSocket from 'ws';
-import { buildApp, type App } from '../../src/app.js';
+import { buildApp, type App, type AppHooks } from '../../src/app.js';
 import { signToken } from '../../src/auth.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
@@ -27,11 +27,11 @@ export class TestServer {
     readonly env: Record<string, string>,
   ) {}
 
-  static async start(env: Record<string, string | undefined>): Promise<TestServer> {
+  static async start(env: Record<string, string | undefined>, hooks: AppHooks = {}): Promise<TestServer> {
     // Tests send in bursts: no send rate limit unless a test asks for one.
     const full = { JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SEND_RATE_PER_SECOND: '0', WS_KEEPALIVE_MS: '1000', ...env };
     const config = loadConfig(full as NodeJS.ProcessEnv);
-    const app = await buildApp(config, createLogger(config.logLevel));
+    const app = await buildApp(config, createLogger(config.logLevel), hooks);
     const { port } = await app.start(0, '127.0.0.1');
     return new TestServer(app, `http://127.0.0.1:${port}/graphql`, port, full as Record<string, string>);
   }
