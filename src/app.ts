@@ -9,6 +9,8 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { applyMigrations } from './db/migrate.js';
 import { maskError } from './errors.js';
 import type { Logger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { useOperationTelemetry } from './telemetry.js';
 import { channels, type EventBus } from './realtime/bus.js';
 import { CloseReason } from './realtime/close-codes.js';
 import { createRealtime, type Realtime } from './realtime/index.js';
@@ -75,7 +77,15 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     const applied = await applyMigrations(databaseUrl, { log: (line) => logger.info(line) });
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
 
-    const { db, poolStats } = createDatabase(databaseUrl, config.databasePoolSize, hooks.onQuery);
+    let sockets: SocketServer | undefined;
+    let poolStats = () => ({ total: 0, idle: 0, waiting: 0 });
+    const metrics = createMetrics({ connections: () => sockets?.size ?? 0, pool: () => poolStats() });
+    const database = createDatabase(databaseUrl, config.databasePoolSize, (sql, ms, failed) => {
+      metrics.query(ms / 1000, failed);
+      hooks.onQuery?.(sql, ms, failed);
+    });
+    const db = database.db;
+    poolStats = database.poolStats;
     cleanup.unshift(() => db.$disconnect());
     const bus: EventBus = config.redisUrl ? await createRedisBus(config.redisUrl, `chat:${config.instanceId}`) : createMemoryBus();
     cleanup.unshift(() => bus.close());
@@ -101,9 +111,10 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
       fanoutDirectMax: config.fanoutDirectMax,
       memberIds: (id) => services.streams.memberIds(id),
       onError,
+      observer: metrics,
     });
     services = createServices(db, events, config);
-    const realtime = createRealtime({ bus, presence, services, config, onError });
+    const realtime = createRealtime({ bus, presence, services, config, onError, observer: metrics });
     const auth = await createAuth(config);
 
     const yoga = createYoga<Record<string, unknown>, Record<string, unknown>>({
@@ -119,9 +130,11 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
         // normal logs. Unexpected errors are logged below, without the query.
         error: (...args) => logger.debug({ yoga: args.map(String).join(' ') }),
       },
+      plugins: [useOperationTelemetry(logger, metrics)],
       maskedErrors: {
         maskError: (error) => {
           const masked = maskError(error);
+          metrics.error(String(masked.extensions.code));
           if (masked.extensions.code === 'INTERNAL_SERVER_ERROR') {
             const original = (error as { originalError?: unknown }).originalError ?? error;
             logger.error({ err: original, path: masked.path }, 'unexpected error');
@@ -149,6 +162,11 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
         return;
       }
+      if (pathname === '/metrics') {
+        // Scraped per instance; the nginx template keeps it off the public port.
+        void metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text));
+        return;
+      }
       if (pathname === '/ready') {
         void (async () => {
           const checks = {
@@ -166,7 +184,6 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     // Keep-alive sockets from a load balancer must outlive its own idle timeout.
     httpServer.keepAliveTimeout = 65_000;
 
-    let sockets: SocketServer | undefined;
     let stopped = false;
 
     return {

@@ -11,6 +11,8 @@ export interface SocketTransport {
   socket: WebSocket;
   /** The graphql-ws operation id. */
   id: string;
+  /** This connection's id (logs, presence). */
+  connectionId: string;
   /** Variables as the client sent them (before coercion), for re-execution. */
   variables: Record<string, unknown> | undefined;
 }

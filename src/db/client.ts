@@ -31,6 +31,15 @@ export function createDatabase(databaseUrl: string, poolSize: number, observe?: 
         const config = args[0];
         const sql = typeof config === 'string' ? config : ((config as { text?: string })?.text ?? '');
         const started = performance.now();
+        // pg.Pool#query calls this callback-style; Prisma's transactions promise-style.
+        const callback = args[args.length - 1];
+        if (typeof callback === 'function') {
+          args[args.length - 1] = (error: unknown, ...rest: unknown[]) => {
+            observe(sql, performance.now() - started, Boolean(error));
+            return (callback as (...a: unknown[]) => unknown)(error, ...rest);
+          };
+          return query(...args);
+        }
         const result = query(...args);
         if (result && typeof (result as Promise<unknown>).then === 'function') {
           (result as Promise<unknown>).then(

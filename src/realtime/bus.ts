@@ -5,7 +5,8 @@ import type { DepartureReason, MessageRecord, UserRecord } from '../chat/records
  * sender's name) so that no instance queries the database to deliver them.
  */
 export type BusEvent =
-  | { type: 'message'; message: MessageRecord }
+  /** `at`: when it was published (ms since epoch), for the pub/sub lag metric. */
+  | { type: 'message'; message: MessageRecord; at?: number }
   /** `userId` joined; they receive messages after `lastSeq`. */
   | { type: 'joined'; conversationId: string; userId: string; lastSeq: number; memberCount: number }
   | { type: 'left'; conversationId: string; userId: string; reason: DepartureReason; memberCount: number }
@@ -17,6 +18,26 @@ export type BusEvent =
   | { type: 'typing'; id: string; conversationId: string; user: UserRecord; typing: boolean; expiresAt: string };
 
 export type BusHandler = (event: BusEvent) => void;
+
+/** What the realtime layer reports for metrics; every method is cheap and optional to implement. */
+export interface RealtimeObserver {
+  delivered(count?: number): void;
+  messageSent(): void;
+  /** Seconds from a message being stored to this instance emitting it. */
+  deliveryLatency(seconds: number): void;
+  pubsubLag(seconds: number): void;
+  subscriptionStarted(field: string): void;
+  subscriptionEnded(field: string): void;
+}
+
+export const ignoreObserver: RealtimeObserver = {
+  delivered() {},
+  messageSent() {},
+  deliveryLatency() {},
+  pubsubLag() {},
+  subscriptionStarted() {},
+  subscriptionEnded() {},
+};
 export type Unsubscribe = () => Promise<void>;
 
 /**

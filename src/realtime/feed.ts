@@ -46,6 +46,8 @@ export interface FeedOptions {
   /** Keep this many recent messages for subscribers that resume just behind (large conversations). */
   recentCapacity: number;
   onError: (error: unknown, what: string) => void;
+  /** Called once per message this feed emits (for the delivery latency metric). */
+  onEmit?: (message: MessageRecord) => void;
 }
 
 /**
@@ -73,6 +75,7 @@ export class ConversationFeed {
   private readonly store: FeedStore;
   private readonly onError: FeedOptions['onError'];
   private readonly recentCapacity: number;
+  private readonly onEmit: ((message: MessageRecord) => void) | undefined;
   private initialized = false;
   private whenInitialized: Promise<void>;
   private markInitialized!: () => void;
@@ -91,6 +94,7 @@ export class ConversationFeed {
     this.store = options.store;
     this.onError = options.onError;
     this.recentCapacity = options.recentCapacity;
+    this.onEmit = options.onEmit;
     this.whenInitialized = new Promise((resolve) => (this.markInitialized = resolve));
   }
 
@@ -230,6 +234,7 @@ export class ConversationFeed {
         }
         for (const member of this.solo) this.hand(member, message, undefined);
         this.emittedSeq = message.seq;
+        this.onEmit?.(message);
         if (this.recentCapacity > 0) {
           this.recent.push(message);
           if (this.recent.length > this.recentCapacity) this.recent.shift();

@@ -2,7 +2,7 @@ import type { GraphQLResolveInfo } from 'graphql';
 import type { Config } from '../config.js';
 import { createSharedContext, requireViewer, type Context } from '../context.js';
 import type { Services } from '../services.js';
-import type { EventBus } from './bus.js';
+import { ignoreObserver, type EventBus, type RealtimeObserver } from './bus.js';
 import { PresenceStream, TypingStream } from './ephemeral-streams.js';
 import type { Presence } from './presence.js';
 import { PresenceWatch } from './presence-watch.js';
@@ -40,12 +40,15 @@ export function createRealtime(options: {
   services: Services;
   config: Config;
   onError: (error: unknown, what: string) => void;
+  observer?: RealtimeObserver;
 }): Realtime {
   const { services, config, onError } = options;
+  const observer = options.observer ?? ignoreObserver;
   const router = new Router({
     bus: options.bus,
     fanoutDirectMax: config.fanoutDirectMax,
     onError,
+    observer,
     store: { range: services.messages.range, lastSeqs: services.streams.lastSeqs },
   });
   const watch = new PresenceWatch(options.bus, onError);
@@ -79,6 +82,7 @@ export function createRealtime(options: {
     sharedContext: createSharedContext(services, realtime),
     maxSocketBufferBytes: config.maxSocketBufferBytes,
     onError,
+    observer,
   };
   return realtime;
 }

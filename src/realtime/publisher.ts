@@ -1,7 +1,7 @@
 import type { ChatEvents } from '../chat/events.js';
 import { randomUUID } from 'node:crypto';
 import type { DepartureReason, MessageRecord } from '../chat/records.js';
-import { channels, type BusEvent, type EventBus } from './bus.js';
+import { channels, ignoreObserver, type BusEvent, type EventBus, type RealtimeObserver } from './bus.js';
 import type { Presence } from './presence.js';
 
 export interface PublisherOptions {
@@ -12,6 +12,7 @@ export interface PublisherOptions {
   /** Every member of a conversation; needed only when it crosses the threshold. */
   memberIds: (conversationId: string) => Promise<string[]>;
   onError: (error: unknown, what: string) => void;
+  observer?: RealtimeObserver;
 }
 
 /**
@@ -28,6 +29,7 @@ export interface PublisherOptions {
  */
 export function createPublisher(options: PublisherOptions): ChatEvents {
   const { bus, presence, fanoutDirectMax } = options;
+  const observer = options.observer ?? ignoreObserver;
 
   async function safely(what: string, work: () => Promise<void>) {
     try {
@@ -50,7 +52,8 @@ export function createPublisher(options: PublisherOptions): ChatEvents {
 
   return {
     messageSent(message: MessageRecord, audience) {
-      return safely('publish message', () => toAudience(message.conversationId, audience, { type: 'message', message }));
+      observer.messageSent();
+      return safely('publish message', () => toAudience(message.conversationId, audience, { type: 'message', message, at: Date.now() }));
     },
 
     typing(conversationId, user, typing, expiresAt, audience) {

@@ -1,5 +1,5 @@
 import type { MessageRecord } from '../chat/records.js';
-import { channels, type BusEvent, type EventBus, type Unsubscribe } from './bus.js';
+import { channels, ignoreObserver, type BusEvent, type EventBus, type RealtimeObserver, type Unsubscribe } from './bus.js';
 import { ConversationFeed, type FeedStore } from './feed.js';
 
 /** A live subscription of one user, told about that user's membership changes. */
@@ -22,6 +22,7 @@ export interface RouterOptions {
   /** Recent messages kept per large conversation for subscribers resuming just behind. */
   recentCapacity?: number;
   onError: (error: unknown, what: string) => void;
+  observer?: RealtimeObserver;
 }
 
 /** Receives typing events of one conversation. */
@@ -58,9 +59,13 @@ export class Router {
   private readonly recentTyping = new Set<string>();
   private readonly options: RouterOptions;
   private readonly handler = (event: BusEvent) => this.route(event);
+  private readonly observer: RealtimeObserver;
+  private readonly onEmit: (message: MessageRecord) => void;
 
   constructor(options: RouterOptions) {
     this.options = options;
+    this.observer = options.observer ?? ignoreObserver;
+    this.onEmit = (message) => this.observer.deliveryLatency((Date.now() - message.createdAt.getTime()) / 1000);
     options.bus.onResync(() => this.resync());
   }
 
@@ -106,6 +111,7 @@ export class Router {
           store: this.options.store,
           recentCapacity: memberCount > this.options.fanoutDirectMax ? (this.options.recentCapacity ?? 256) : 0,
           onError: this.options.onError,
+          onEmit: this.onEmit,
         });
         feed.memberCount = memberCount;
         entry = { feed };
@@ -190,6 +196,7 @@ export class Router {
   private route(event: BusEvent): void {
     switch (event.type) {
       case 'message':
+        if (event.at !== undefined) this.observer.pubsubLag((Date.now() - event.at) / 1000);
         this.routeMessage(event.message);
         return;
       case 'joined':

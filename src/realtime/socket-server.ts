@@ -90,7 +90,12 @@ export function createSocketServer(options: SocketServerOptions): SocketServer {
       }
     },
     onSubscribe: async (ctx, id, payload) => {
-      const transport: SocketTransport = { socket: ctx.extra.socket, id, variables: payload.variables ?? undefined };
+      const transport: SocketTransport = {
+        socket: ctx.extra.socket,
+        id,
+        connectionId: ctx.extra.connectionId,
+        variables: payload.variables ?? undefined,
+      };
       const enveloped = yoga.getEnveloped({
         req: ctx.extra.request,
         socket: ctx.extra.socket,

@@ -4,7 +4,7 @@ import type { StreamStart } from '../chat/streams.js';
 import type { MessageRecord, UserRecord } from '../chat/records.js';
 import { requireViewer, type Context } from '../context.js';
 import { forbidden, maskError } from '../errors.js';
-import type { BusEvent } from './bus.js';
+import type { BusEvent, RealtimeObserver } from './bus.js';
 import { CloseReason } from './close-codes.js';
 import type { ConversationFeed, FeedMember, FeedSink } from './feed.js';
 import { createRenderer, shareKeyOf } from './render.js';
@@ -40,6 +40,7 @@ export interface StreamDeps {
   sharedContext: Context;
   maxSocketBufferBytes: number;
   onError: (error: unknown, what: string) => void;
+  observer: RealtimeObserver;
 }
 
 /**
@@ -72,6 +73,7 @@ class SocketOutput implements Output {
     context: Context,
     sharedContext: Context,
     private readonly maxBuffer: number,
+    private readonly observer: RealtimeObserver,
   ) {
     this.shareKey = shareKeyOf(info);
     this.prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
@@ -96,17 +98,22 @@ class SocketOutput implements Output {
       return;
     }
     socket.send(this.prefix + payload + '}');
+    this.observer.delivered();
   }
 }
 
 class QueueOutput implements Output {
   readonly shareKey = null;
-  constructor(private readonly push: (event: StreamEvent) => void) {}
+  constructor(
+    private readonly push: (event: StreamEvent) => void,
+    private readonly observer: RealtimeObserver,
+  ) {}
   renderShared(): string {
     throw new Error('unreachable: queued streams render per subscriber');
   }
   send(event: StreamEvent): void {
     this.push(event);
+    this.observer.delivered();
   }
 }
 
@@ -121,6 +128,7 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
   protected readonly deps: StreamDeps;
   protected readonly output: Output;
   protected readonly userId: string;
+  private readonly field: string;
   private done = false;
   private failure: GraphQLError | undefined;
   private queue: StreamEvent[] = [];
@@ -133,8 +141,10 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
     this.userId = requireViewer(context).id;
     const transport = context.transport;
     this.output = transport
-      ? new SocketOutput(transport.socket, transport.id, info, transport.variables, context, deps.sharedContext, deps.maxSocketBufferBytes)
-      : new QueueOutput((event) => this.enqueue(event));
+      ? new SocketOutput(transport.socket, transport.id, info, transport.variables, context, deps.sharedContext, deps.maxSocketBufferBytes, deps.observer)
+      : new QueueOutput((event) => this.enqueue(event), deps.observer);
+    this.field = info.fieldName;
+    deps.observer.subscriptionStarted(this.field);
   }
 
   get closed(): boolean {
@@ -181,6 +191,7 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
     if (this.done) return;
     this.done = true;
     this.failure = error;
+    this.deps.observer.subscriptionEnded(this.field);
     this.teardown();
     if (this.waiter) {
       const resolve = this.waiter;

@@ -27,11 +27,15 @@ export class TestServer {
     readonly env: Record<string, string>,
   ) {}
 
-  static async start(env: Record<string, string | undefined>, hooks: AppHooks = {}): Promise<TestServer> {
+  static async start(
+    env: Record<string, string | undefined>,
+    hooks: AppHooks = {},
+    logTo?: { write(line: string): void },
+  ): Promise<TestServer> {
     // Tests send in bursts: no send rate limit unless a test asks for one.
     const full = { JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SEND_RATE_PER_SECOND: '0', WS_KEEPALIVE_MS: '1000', ...env };
     const config = loadConfig(full as NodeJS.ProcessEnv);
-    const app = await buildApp(config, createLogger(config.logLevel), hooks);
+    const app = await buildApp(config, createLogger(config.logLevel, {}, logTo), hooks);
     const { port } = await app.start(0, '127.0.0.1');
     return new TestServer(app, `http://127.0.0.1:${port}/graphql`, port, full as Record<string, string>);
   }
