@@ -27,12 +27,11 @@ export interface RunningNginx {
 }
 
 /**
- * Runs nginx in the foreground with everything (config, pid, logs, temp
- * files) under `prefix`, so it needs no system configuration and several
- * can run side by side.
+ * Writes a complete nginx.conf under `prefix` (config, pid, logs and temp
+ * files all inside it) so that nginx needs no system configuration and
+ * several can run side by side. Returns the config's path.
  */
-export async function startNginx(prefix: string, listen: string, upstreams: readonly string[]): Promise<RunningNginx> {
-  const bin = findNginx();
+export async function writeNginxConfig(prefix: string, listen: string, upstreams: readonly string[]): Promise<string> {
   for (const dir of ['logs', 'temp']) await mkdir(path.join(prefix, dir), { recursive: true });
   // Workers drop root privileges; they must be able to use the temp directory.
   await chmod(prefix, 0o755);
@@ -56,6 +55,25 @@ http {
 }
 `,
   );
+  return path.join(prefix, 'nginx.conf');
+}
+
+/** Checks a config with `nginx -t`; resolves with nginx's verdict. */
+export async function testNginxConfig(prefix: string, conf: string): Promise<{ ok: boolean; output: string }> {
+  const child = spawn(findNginx(), ['-t', '-p', prefix, '-c', conf, '-e', path.join(prefix, 'logs', 'error.log')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { ok: code === 0, output };
+}
+
+/** Runs nginx in the foreground on a config from `writeNginxConfig`. */
+export async function startNginx(prefix: string, listen: string, upstreams: readonly string[]): Promise<RunningNginx> {
+  const bin = findNginx();
+  await writeNginxConfig(prefix, listen, upstreams);
   const child = spawn(bin, ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-e', path.join(prefix, 'logs', 'error.log')], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -4,7 +4,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
+/**
+ * prisma/migrations at the repository (or image) root: two levels up from
+ * src/db/ when run from source, and from dist/db/ when compiled.
+ */
+export const MIGRATIONS_DIR = process.env.MIGRATIONS_DIR ?? fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 
 /** The lock `prisma migrate deploy` takes, so our runner and Prisma's never interleave. */
 const PRISMA_MIGRATE_ADVISORY_LOCK = 72707369;
