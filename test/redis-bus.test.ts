@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { Redis } from 'ioredis';
 import { TestServer, TestUser, uid } from './support/server.js';
 
 const redisUrl = inject('redisUrl');
@@ -12,14 +13,15 @@ describe.skipIf(!redisUrl)('the Redis bus between instances', () => {
   let db: TestDatabase;
   let a: TestServer;
   let b: TestServer;
+  const bName = uid('b');
   const users: TestUser[] = [];
 
   beforeAll(async () => {
     db = await createTestDatabase();
     // A small threshold so that both fan-out paths are easy to reach.
     const env = { DATABASE_URL: db.url, REDIS_URL: redisUrl!, FANOUT_DIRECT_MAX: '3' };
-    a = await TestServer.start({ ...env, INSTANCE_ID: 'a' });
-    b = await TestServer.start({ ...env, INSTANCE_ID: 'b' });
+    a = await TestServer.start({ ...env, INSTANCE_ID: uid('a') });
+    b = await TestServer.start({ ...env, INSTANCE_ID: bName });
   });
   afterAll(async () => {
     await Promise.all(users.map((u) => u.closeSockets()));
@@ -89,5 +91,33 @@ describe.skipIf(!redisUrl)('the Redis bus between instances', () => {
       { __typename: 'ConversationJoined', conversationId: c },
       { __typename: 'Message', body: 'welcome' },
     ]);
+  });
+
+  it('recovers what was published while its Redis subscription was down', async () => {
+    const alice = await on(a, 'alice');
+    const bob = await on(b, 'bob');
+    const c = (await alice.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: bob.id })).startDirectConversation.id;
+    const sub = bob.subscribe(MESSAGE_ADDED, { c, a: 0 });
+    await alice.ok(SEND, { c, b: 'before', m: 'r1' });
+    await sub.count(1);
+    // Cut instance b's subscriber connection, as a network blip or a Redis failover would.
+    const admin = new Redis(redisUrl!);
+    try {
+      const clients = (await admin.client('LIST')) as string;
+      const subscriber = clients
+        .split('\n')
+        .find((line) => line.includes(`name=chat:${bName} `) && /\bsub=[1-9]/.test(line));
+      expect(subscriber).toBeDefined();
+      await admin.client('KILL', 'ID', /\bid=(\d+)/.exec(subscriber!)![1]!);
+    } finally {
+      admin.disconnect();
+    }
+    // Published while b is reconnecting: Redis drops these for b.
+    await alice.ok(SEND, { c, b: 'during 1', m: 'r2' });
+    await alice.ok(SEND, { c, b: 'during 2', m: 'r3' });
+    // No further message arrives to reveal the gap: b's resync on reconnect must find it.
+    await sub.count(3, 15_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(sub.data.map((d) => d.messageAdded.body)).toEqual(['before', 'during 1', 'during 2']);
   });
 });
