@@ -1,16 +1,16 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
-import { createAuth, type Viewer } from './auth.js';
+import { createAuth } from './auth.js';
 import type { Config } from './config.js';
-import { createContext, type SocketTransport } from './context.js';
+import { createContext } from './context.js';
 import { createDatabase, pingDatabase, type QueryObserver } from './db/client.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { applyMigrations } from './db/migrate.js';
 import { maskError } from './errors.js';
 import type { Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { useOperationTelemetry } from './telemetry.js';
+import { describe, recordOperation, useOperationTelemetry } from './telemetry.js';
 import { channels, type EventBus } from './realtime/bus.js';
 import { CloseReason } from './realtime/close-codes.js';
 import { createRealtime, type Realtime } from './realtime/index.js';
@@ -117,6 +117,17 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     const realtime = createRealtime({ bus, presence, services, config, onError, observer: metrics });
     const auth = await createAuth(config);
 
+    /** Error masking for HTTP and WebSocket alike: count by code, log the unexpected. */
+    const maskAndCount = (error: unknown) => {
+      const masked = maskError(error);
+      metrics.error(String(masked.extensions.code));
+      if (masked.extensions.code === 'INTERNAL_SERVER_ERROR') {
+        const original = (error as { originalError?: unknown }).originalError ?? error;
+        logger.error({ err: original, path: masked.path }, 'unexpected error');
+      }
+      return masked;
+    };
+
     const yoga = createYoga<Record<string, unknown>, Record<string, unknown>>({
       schema,
       graphqlEndpoint: GRAPHQL_PATH,
@@ -131,24 +142,10 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
         error: (...args) => logger.debug({ yoga: args.map(String).join(' ') }),
       },
       plugins: [useOperationTelemetry(logger, metrics)],
-      maskedErrors: {
-        maskError: (error) => {
-          const masked = maskError(error);
-          metrics.error(String(masked.extensions.code));
-          if (masked.extensions.code === 'INTERNAL_SERVER_ERROR') {
-            const original = (error as { originalError?: unknown }).originalError ?? error;
-            logger.error({ err: original, path: masked.path }, 'unexpected error');
-          }
-          return masked;
-        },
-      },
+      maskedErrors: { maskError: (error) => maskAndCount(error) },
       graphiql: { title: 'Chat API', defaultQuery: GRAPHIQL_QUERY },
       // Yoga types contexts as open records; ours is the closed `Context` interface.
-      context: async (initial: YogaInitialContext & { viewer?: Viewer; transport?: SocketTransport }) => {
-        // WebSocket operations were authenticated once, at connection_init.
-        if (initial.transport) {
-          return createContext({ viewer: initial.viewer ?? null, services, realtime, transport: initial.transport }) as never;
-        }
+      context: async (initial: YogaInitialContext) => {
         const viewer = await auth.fromAuthorizationHeader(initial.request.headers.get('authorization'));
         if (viewer) await services.users.ensure(viewer);
         return createContext({ viewer, services, realtime }) as never;
@@ -194,7 +191,13 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
         sockets = createSocketServer({
           httpServer,
           path: GRAPHQL_PATH,
-          yoga,
+          schema,
+          createContext: (viewer) => createContext({ viewer, services, realtime }),
+          maskError: maskAndCount,
+          onOperation: (ids, document, operationName, seconds, errors) =>
+            recordOperation(logger, metrics, ids, describe(document, operationName), seconds, errors),
+          onSubscriptionStart: (ids, document, operationName) =>
+            logger.debug({ ...ids, operation: describe(document, operationName) }, 'subscription started'),
           auth,
           onViewer: (viewer) => services.users.ensure(viewer),
           presence,

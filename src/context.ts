@@ -29,9 +29,9 @@ export interface Context {
   readonly services: Services;
   readonly realtime: Realtime;
   /**
-   * Batching and short-lived caching for resolvers. Subscription contexts live
-   * for hours, so loaders are replaced after a second: batching within one
-   * execution, never a stale answer (presence changes) for long.
+   * Batching and short-lived caching for resolvers: loaders are replaced
+   * after a second, so batching works within one execution and a
+   * long-lived subscription never gets a stale answer (presence) for long.
    */
   readonly loaders: Loaders;
   readonly transport?: SocketTransport;
@@ -39,45 +39,65 @@ export interface Context {
 
 const LOADER_LIFETIME_MS = 1000;
 
-function createLoaders(services: Services, realtime: Realtime): Loaders {
-  return {
-    online: new DataLoader(async (ids) => {
-      const online = new Set(await realtime.onlineAmong(ids));
-      return ids.map((id) => online.has(id));
-    }),
-    lastSeenAt: new DataLoader(async (ids) => {
-      const found = await services.users.lastSeen(ids);
-      return ids.map((id) => found.get(id) ?? null);
-    }),
-    lastMessage: new DataLoader(
-      async (keys) => {
+/**
+ * Creates each loader on first use and replaces it after a second. A context
+ * holds one of these (not the loaders): subscription contexts live for hours
+ * and number in the tens of thousands, and most never load anything.
+ */
+class LazyLoaders implements Loaders {
+  private cache: Partial<Loaders> = {};
+  private createdAt = 0;
+
+  constructor(
+    private readonly services: Services,
+    private readonly realtime: Realtime,
+  ) {}
+
+  private fresh(): Partial<Loaders> {
+    const now = Date.now();
+    if (now - this.createdAt > LOADER_LIFETIME_MS) {
+      this.cache = {};
+      this.createdAt = now;
+    }
+    return this.cache;
+  }
+
+  get lastMessage() {
+    const services = this.services;
+    return (this.fresh().lastMessage ??= new DataLoader(
+      async (keys: readonly { id: string; lastSeq: number }[]) => {
         const found = await services.messages.latest(keys);
         return keys.map((key) => found.get(key.id) ?? null);
       },
       { cacheKeyFn: (key) => `${key.id}:${key.lastSeq}` },
-    ),
-  };
+    ));
+  }
+
+  get online() {
+    const realtime = this.realtime;
+    return (this.fresh().online ??= new DataLoader(async (ids: readonly string[]) => {
+      const online = new Set(await realtime.onlineAmong(ids));
+      return ids.map((id) => online.has(id));
+    }));
+  }
+
+  get lastSeenAt() {
+    const services = this.services;
+    return (this.fresh().lastSeenAt ??= new DataLoader(async (ids: readonly string[]) => {
+      const found = await services.users.lastSeen(ids);
+      return ids.map((id) => found.get(id) ?? null);
+    }));
+  }
 }
 
+/** The one context factory, for HTTP (through Yoga) and WebSocket operations alike. */
 export function createContext(parts: {
   viewer: Viewer | null;
   services: Services;
   realtime: Realtime;
   transport?: SocketTransport;
 }): Context {
-  let loaders: Loaders | undefined;
-  let createdAt = 0;
-  return {
-    ...parts,
-    get loaders() {
-      const now = Date.now();
-      if (!loaders || now - createdAt > LOADER_LIFETIME_MS) {
-        loaders = createLoaders(parts.services, parts.realtime);
-        createdAt = now;
-      }
-      return loaders;
-    },
-  };
+  return { ...parts, loaders: new LazyLoaders(parts.services, parts.realtime) };
 }
 
 /**

@@ -24,14 +24,31 @@ function rootFields(operation: OperationDefinitionNode | null | undefined): stri
   return operation.selectionSet.selections.flatMap((selection) => (selection.kind === 'Field' ? [selection.name.value] : []));
 }
 
-function describe(document: DocumentNode, operationName: string | null | undefined) {
+export function describe(document: DocumentNode, operationName: string | null | undefined) {
   const operation = getOperationAST(document, operationName);
   return { type: operation?.operation ?? 'unknown', name: operation?.name?.value, fields: rootFields(operation) };
 }
 
-function idsOf(context: { request?: Request; transport?: SocketTransport }) {
+function idsOf(context: { request?: Request; transport?: SocketTransport }): Record<string, string> {
   if (context.transport) return { connectionId: context.transport.connectionId, operationId: context.transport.id };
   return context.request ? { requestId: requestIdOf(context.request) } : {};
+}
+
+export type OperationSummary = ReturnType<typeof describe>;
+
+/** Logs one finished operation and records its latency: names, ids and error codes only. */
+export function recordOperation(
+  logger: Logger,
+  metrics: Metrics,
+  ids: Record<string, string>,
+  operation: OperationSummary,
+  seconds: number,
+  errors: string[] | undefined,
+): void {
+  for (const field of operation.fields) metrics.operation(operation.type, field, seconds);
+  const line = { ...ids, operation, ms: Math.round(seconds * 1000), ...(errors && { errors }) };
+  if (errors) logger.info(line, 'operation failed');
+  else logger.debug(line, 'operation');
 }
 
 /**
@@ -49,12 +66,8 @@ export function useOperationTelemetry(logger: Logger, metrics: Metrics): Plugin 
       const operation = describe(args.document, args.operationName);
       return {
         onExecuteDone({ result }) {
-          const seconds = (performance.now() - started) / 1000;
-          for (const field of operation.fields) metrics.operation(operation.type, field, seconds);
           const errors = (result as ExecutionResult).errors?.map((error) => String(error.extensions?.code ?? 'UNKNOWN'));
-          const line = { ...idsOf(args.contextValue as never), operation, ms: Math.round(seconds * 1000), ...(errors && { errors }) };
-          if (errors) logger.info(line, 'operation failed');
-          else logger.debug(line, 'operation');
+          recordOperation(logger, metrics, idsOf(args.contextValue as never), operation, (performance.now() - started) / 1000, errors);
         },
       };
     },

@@ -7,7 +7,7 @@ import { forbidden, maskError } from '../errors.js';
 import type { BusEvent, RealtimeObserver } from './bus.js';
 import { CloseReason } from './close-codes.js';
 import type { ConversationFeed, FeedMember, FeedSink } from './feed.js';
-import { createRenderer, shareKeyOf } from './render.js';
+import { operationOf, render, sharedRendererFor, type Operation, type SharedRenderer } from './render.js';
 import type { MembershipListener, Router } from './router.js';
 
 /** Root values of the inbox subscription besides messages. */
@@ -49,41 +49,35 @@ export interface StreamDeps {
  * Over graphql-ws the stream writes `next` frames straight to the socket:
  * messages arrive pre-rendered (executed and serialized once per share key
  * by the feed), so each subscriber costs a string concatenation and a
- * `send`. Elsewhere (Server-Sent Events, tests calling `subscribe`) events
- * are queued and the iterator yields them for graphql-js to execute.
+ * `send`. Elsewhere (Server-Sent Events) events are queued and the iterator
+ * yields them for graphql-js to execute.
  */
 interface Output {
-  readonly shareKey: string | null;
-  renderShared(message: MessageRecord): string | Promise<string>;
+  /** Set when payloads can be shared with other subscriptions (socket mode). */
+  readonly shared: SharedRenderer | null;
   /** Sends a message or a private event; `payload` is the shared rendering when there is one. */
   send(event: StreamEvent, payload: string | undefined): void | Promise<void>;
 }
 
 class SocketOutput implements Output {
-  readonly shareKey: string;
   private readonly prefix: string;
-  private readonly renderOwn: (event: unknown) => string | Promise<string>;
-  readonly renderShared: (message: MessageRecord) => string | Promise<string>;
 
   constructor(
     private readonly socket: WebSocket,
     id: string,
-    info: GraphQLResolveInfo,
-    variables: Record<string, unknown> | undefined,
-    context: Context,
-    sharedContext: Context,
+    readonly shared: SharedRenderer,
+    /** For private events (membership, presence, typing), rendered for this viewer alone. */
+    private readonly operation: Operation,
+    private readonly context: Context,
     private readonly maxBuffer: number,
     private readonly observer: RealtimeObserver,
   ) {
-    this.shareKey = shareKeyOf(info);
     this.prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
-    this.renderShared = createRenderer(info, variables, sharedContext);
-    this.renderOwn = createRenderer(info, variables, context);
   }
 
   send(event: StreamEvent, payload: string | undefined): void | Promise<void> {
     if (payload !== undefined) return this.write(payload);
-    const own = this.renderOwn(event);
+    const own = render(this.operation, this.context, event);
     if (typeof own === 'string') return this.write(own);
     return own.then((json) => this.write(json));
   }
@@ -103,14 +97,11 @@ class SocketOutput implements Output {
 }
 
 class QueueOutput implements Output {
-  readonly shareKey = null;
+  readonly shared = null;
   constructor(
     private readonly push: (event: StreamEvent) => void,
     private readonly observer: RealtimeObserver,
   ) {}
-  renderShared(): string {
-    throw new Error('unreachable: queued streams render per subscriber');
-  }
   send(event: StreamEvent): void {
     this.push(event);
     this.observer.delivered();
@@ -123,7 +114,7 @@ class QueueOutput implements Output {
  * output goes straight to the socket) and only ends, normally or with an
  * error; otherwise it yields its events.
  */
-export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>, MembershipListener {
+export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>, MembershipListener, FeedSink {
   protected readonly context: Context;
   protected readonly deps: StreamDeps;
   protected readonly output: Output;
@@ -131,7 +122,8 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
   private readonly field: string;
   private done = false;
   private failure: GraphQLError | undefined;
-  private queue: StreamEvent[] = [];
+  /** Only in queue mode (socket mode never queues): allocated on first use. */
+  private queue: StreamEvent[] | undefined;
   private waiter: ((result: IteratorResult<StreamEvent>) => void) | undefined;
   private failWaiter: ((error: unknown) => void) | undefined;
 
@@ -141,7 +133,15 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
     this.userId = requireViewer(context).id;
     const transport = context.transport;
     this.output = transport
-      ? new SocketOutput(transport.socket, transport.id, info, transport.variables, context, deps.sharedContext, deps.maxSocketBufferBytes, deps.observer)
+      ? new SocketOutput(
+          transport.socket,
+          transport.id,
+          sharedRendererFor(info, transport.variables, deps.sharedContext),
+          operationOf(info, transport.variables),
+          context,
+          deps.maxSocketBufferBytes,
+          deps.observer,
+        )
       : new QueueOutput((event) => this.enqueue(event), deps.observer);
     this.field = info.fieldName;
     deps.observer.subscriptionStarted(this.field);
@@ -151,20 +151,19 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
     return this.done;
   }
 
-  /** A feed sink for one conversation of this stream. */
-  protected sinkFor(): FeedSink {
-    const stream = this;
-    return {
-      shareKey: this.output.shareKey,
-      render: (message) => this.output.renderShared(message),
-      deliver: (message, payload) => {
-        const sent = this.output.send(message, payload);
-        if (sent) sent.catch((error) => this.deps.onError(error, 'deliver'));
-      },
-      get closed() {
-        return stream.done;
-      },
-    };
+  // The stream is the feed sink of every conversation it follows: no
+  // per-conversation objects or closures (memory per subscription matters).
+  get shareKey(): string | null {
+    return this.output.shared?.key ?? null;
+  }
+
+  render(message: MessageRecord): string | Promise<string> {
+    return this.output.shared!.render(message);
+  }
+
+  deliver(message: MessageRecord, payload: string | undefined): void {
+    const sent = this.output.send(message, payload);
+    if (sent) sent.catch((error) => this.deps.onError(error, 'deliver'));
   }
 
   /** Attaches to a feed and catches up in the background; a failure ends the stream. */
@@ -182,7 +181,7 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
       this.waiter = this.failWaiter = undefined;
       resolve({ value: event, done: false });
     } else {
-      this.queue.push(event);
+      (this.queue ??= []).push(event);
     }
   }
 
@@ -208,7 +207,7 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
   abstract onResync(): void;
 
   next(): Promise<IteratorResult<StreamEvent>> {
-    const queued = this.queue.shift();
+    const queued = this.queue?.shift();
     if (queued !== undefined) return Promise.resolve({ value: queued, done: false });
     if (this.done) {
       const error = this.failure;
@@ -223,7 +222,7 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
 
   return(): Promise<IteratorResult<StreamEvent>> {
     this.finish();
-    this.queue = [];
+    this.queue = undefined;
     return Promise.resolve({ value: undefined, done: true });
   }
 
@@ -258,7 +257,7 @@ export class ConversationStream extends RoutedStream {
       this.teardown();
       return this;
     }
-    this.member = { cursor: start.cursor, sink: this.sinkFor() };
+    this.member = { cursor: start.cursor, sink: this };
     this.follow(this.feed, this.member);
     return this;
   }
@@ -319,7 +318,7 @@ export class InboxStream extends RoutedStream {
         this.deps.router.release(feed);
         return;
       }
-      const member: FeedMember = { cursor: cursorOf(entry), sink: this.sinkFor() };
+      const member: FeedMember = { cursor: cursorOf(entry), sink: this };
       this.attached.set(entry.conversationId, { feed, member });
       this.follow(feed, member);
     });
