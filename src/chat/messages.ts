@@ -79,11 +79,11 @@ export function createMessageService(db: Database, users: UserService, events: C
 
   return {
     /**
-     * Stores a message and announces it. One statement, so one implicit
-     * transaction and one round trip (and one shard on Citus): it increments
-     * the conversation's last_seq (taking its row lock, which orders
-     * concurrent senders), inserts the message with that seq, moves the
-     * sender's read position, and returns the member list when the
+     * Stores a message and announces it. One call of chat_send_message, so
+     * one implicit transaction and one round trip (one shard on Citus): it
+     * increments the conversation's last_seq (taking its row lock, which
+     * orders concurrent senders), inserts the message with that seq, moves
+     * the sender's read position, and returns the member list when the
      * conversation is small enough to fan out on write. A failure anywhere
      * rolls all of it back, so a failed send consumes no seq.
      *
@@ -96,32 +96,13 @@ export function createMessageService(db: Database, users: UserService, events: C
       const cmid = clientMessageId(clientId);
       sendLimit.take(viewer.id);
       const messageId = newId();
-      let rows: { seq: number; created_at: Date; member_count: number; member_ids: string[] | null }[];
+      let rows: { sent_seq: number; sent_at: Date; members: number; member_ids: string[] | null }[];
       try {
+        // One call, one round trip (migration 20261201000100_send_message_function).
         rows = await db.$queryRaw`
-          WITH conv AS (
-            UPDATE conversations
-               SET last_seq = last_seq + 1, last_message_at = clock_timestamp(), active_at = clock_timestamp()
-             WHERE id = ${conversationId}::uuid
-               AND EXISTS (SELECT 1 FROM conversation_members
-                            WHERE conversation_id = ${conversationId}::uuid AND user_id = ${viewer.id})
-            RETURNING last_seq, member_count, last_message_at
-          ), msg AS (
-            INSERT INTO messages (conversation_id, seq, id, sender_id, body, client_message_id, created_at)
-            SELECT ${conversationId}::uuid, conv.last_seq, ${messageId}::uuid, ${viewer.id}, ${text}, ${cmid}, conv.last_message_at
-              FROM conv
-            RETURNING seq, created_at
-          ), read AS (
-            UPDATE conversation_members SET last_read_seq = msg.seq
-              FROM msg
-             WHERE conversation_id = ${conversationId}::uuid AND user_id = ${viewer.id}
-          )
-          SELECT msg.seq, msg.created_at, conv.member_count,
-                 CASE WHEN conv.member_count <= ${config.fanoutDirectMax}
-                      THEN (SELECT array_agg(user_id) FROM conversation_members
-                             WHERE conversation_id = ${conversationId}::uuid)
-                 END AS member_ids
-            FROM msg, conv`;
+          SELECT sent_seq, sent_at, members, member_ids
+            FROM chat_send_message(${conversationId}::uuid, ${viewer.id}, ${messageId}::uuid, ${text}, ${cmid},
+                                   ${new Date()}::timestamptz, ${config.fanoutDirectMax}::integer)`;
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
         const existing = await stored(conversationId, viewer.id, cmid);
@@ -137,13 +118,13 @@ export function createMessageService(db: Database, users: UserService, events: C
       const message: MessageRecord = {
         id: messageId,
         conversationId,
-        seq: row.seq,
+        seq: row.sent_seq,
         sender: { id: viewer.id, name: viewer.name },
         body: text,
         clientMessageId: cmid,
-        createdAt: row.created_at,
+        createdAt: row.sent_at,
       };
-      await events.messageSent(message, { memberCount: row.member_count, memberIds: row.member_ids });
+      await events.messageSent(message, { memberCount: row.members, memberIds: row.member_ids });
       return message;
     },
 

@@ -1,0 +1,308 @@
+import { readFile } from 'node:fs/promises';
+import { buildSchema } from 'graphql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DISTRIBUTION } from '../src/db/distribution.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { TestServer, uid, type Subscription, type TestUser } from './support/server.js';
+import { classify, type Classified } from './support/statement-shapes.js';
+
+// On Citus, a statement that pins every distributed table it touches to one
+// value of the distribution column goes to one shard (the router planner);
+// anything else fans out. This file records every statement the server sends
+// during a tour of the whole API and checks each one. Statements that fan out
+// on purpose are listed below, each with its reason; any other one fails.
+
+/** A statement shape that is not a single-shard router statement, on purpose or as a known issue. */
+interface Listed {
+  name: string;
+  /** Substrings of the statement's shape (see shapeOf) that identify its call site; all must appear. */
+  fragments: string[];
+  why: string;
+  /** Appears only when calls coincide (Prisma batches findUnique calls made in the same tick). */
+  sometimes?: true;
+}
+
+const IN_LIST = '"id" IN ($…)';
+
+/**
+ * Statements that fan out on purpose. Each reads or writes a bounded set of
+ * rows whose distribution values it already knows, so Citus prunes it to the
+ * shards holding them (it never scans every shard for a filter it cannot
+ * route). Conversation-distributed first, then user-distributed.
+ */
+const MULTI_SHARD_ON_PURPOSE: Listed[] = [
+  {
+    name: 'inbox page',
+    fragments: ['FROM "public"."conversations" WHERE', `"public"."conversations".${IN_LIST}`, 'ORDER BY "public"."conversations"."active_at" DESC'],
+    why: 'conversations(first, after): the ids come from the inbox index (user_conversations, one user shard); this reads them by primary key, newest first, and Citus merges each shard\'s top rows (the list is the whole inbox, not one page: docs/citus.md)',
+  },
+  {
+    name: "viewer's memberships on an inbox page",
+    fragments: ['FROM "public"."conversation_members" WHERE ("public"."conversation_members"."user_id" = $ AND "public"."conversation_members"."conversation_id" IN ($…))'],
+    why: 'role and read position of the viewer in the conversations of one page (at most 100), by primary key',
+  },
+  {
+    name: 'inbox subscription start',
+    fragments: ['SELECT "public"."conversations"."id", "public"."conversations"."member_count", "public"."conversations"."last_seq" FROM "public"."conversations" WHERE'],
+    why: 'inbox subscription: member count (delivery path) and last seq (cursor) of each of the subscriber\'s conversations, once per subscription, by primary key',
+  },
+  {
+    name: "new feeds' last seqs",
+    fragments: ['SELECT "public"."conversations"."id", "public"."conversations"."last_seq" FROM "public"."conversations" WHERE', IN_LIST],
+    why: 'an instance starting feeds for several conversations (or resyncing after a Redis reconnect) reads their last seqs in one statement, by primary key',
+  },
+  {
+    name: "presence contacts' direct conversations",
+    fragments: [IN_LIST, 'AND "public"."conversations"."kind" = CAST('],
+    why: 'presence subscription without a conversation: which of the viewer\'s conversations (ids from the inbox index) are direct, by primary key',
+  },
+  {
+    name: "presence contacts' members",
+    fragments: ['FROM "public"."conversation_members" WHERE ("public"."conversation_members"."conversation_id" IN ($…) AND "public"."conversation_members"."user_id" <> $)'],
+    why: 'the other member of each of those direct conversations, once per presence subscription, bounded by PRESENCE_WATCH_MAX',
+  },
+  {
+    name: 'lastMessage batch',
+    fragments: ['FROM "public"."messages" WHERE (("public"."messages"."conversation_id" = $ AND "public"."messages"."seq" = $) OR …)'],
+    why: 'Conversation.lastMessage for a page of conversations in one statement (DataLoader), each by primary key (conversation_id, seq)',
+  },
+  {
+    name: 'members of a new or grown conversation',
+    fragments: ['INSERT INTO "public"."conversation_members"', '), …'],
+    why: 'createMany: every row carries the one conversation being created or joined (the text cannot show the values); Citus routes each row by its conversation_id, so all go to that conversation\'s shard',
+  },
+  {
+    name: 'batched membership check',
+    fragments: ['FROM "public"."conversation_members" WHERE (("public"."conversation_members"."conversation_id" = $ AND "public"."conversation_members"."user_id" = $) OR …)'],
+    why: 'requireMember is one router statement, but Prisma merges findUnique calls made in the same tick (e.g. ConversationJoined events resolved together) into one OR of primary keys',
+    sometimes: true,
+  },
+  {
+    name: "batched membership check's conversations",
+    fragments: ['"public"."conversations"."active_at" FROM "public"."conversations" WHERE "public"."conversations"."id" IN ($…) OFFSET $'],
+    why: 'the include of that merged findUnique: the conversations of those memberships, by primary key',
+    sometimes: true,
+  },
+  {
+    name: 'users by id',
+    fragments: ['FROM "public"."users" WHERE "public"."users".' + IN_LIST],
+    why: 'names of message senders and members, presence and lastSeenAt of a page of users (DataLoader, getMany): one statement per batch, by primary key',
+  },
+  {
+    name: "members' inbox index rows",
+    fragments: ['INSERT INTO "public"."user_conversations"', '), …'],
+    why: 'a conversation created or joined adds one row to each new member\'s inbox index, on that member\'s user shard: the fan-out that makes "my conversations" a one-shard read',
+  },
+];
+
+/**
+ * Single-shard statements that Citus's router planner would refuse. Empty:
+ * keep it that way. (The send used to be one statement with data-modifying
+ * CTEs and clock_timestamp(); it is now the chat_send_message function, which
+ * Citus delegates whole to the conversation's shard.)
+ */
+const KNOWN_NOT_ROUTER: Listed[] = [];
+
+const matches = (entry: Listed, shape: string) => entry.fragments.every((fragment) => shape.includes(fragment));
+
+let db: TestDatabase;
+let server: TestServer;
+const statements: string[] = [];
+const users: TestUser[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  // FANOUT_DIRECT_MAX=2: direct conversations fan out on write, groups on
+  // read, so both delivery paths (and their reads) are part of the tour.
+  server = await TestServer.start({ DATABASE_URL: db.url, FANOUT_DIRECT_MAX: '2' }, { onQuery: (sql) => statements.push(sql) });
+});
+afterAll(async () => {
+  await Promise.all(users.map((u) => u.closeSockets()));
+  await server?.stop();
+  await db?.drop();
+});
+
+async function user(name: string): Promise<TestUser> {
+  const u = await server.user(uid(name), name);
+  users.push(u);
+  return u;
+}
+
+/** How long to wait for a subscription to see something: an upper bound for a loaded machine, not a latency claim. */
+const PATIENCE_MS = 30_000;
+
+const SEND = 'mutation($c: ID!, $b: String!, $m: String!) { sendMessage(conversationId: $c, body: $b, clientMessageId: $m) { id seq } }';
+const CONVERSATION_FIELDS = `id kind title lastSeq memberCount createdAt lastMessageAt lastReadSeq unreadCount viewerRole
+  lastMessage { id seq body conversationId createdAt clientMessageId sender { id name online lastSeenAt } }`;
+
+/** Every query, mutation and subscription of schema.graphql, with the paths that read differently (retries, cursors, errors). */
+async function tour(): Promise<void> {
+  const [alice, bob, carol, dave, erin] = [await user('alice'), await user('bob'), await user('carol'), await user('dave'), await user('erin')];
+
+  await alice.ok('{ viewer { id name online lastSeenAt } }');
+  await alice.ok('query($id: ID!) { user(id: $id) { id name online lastSeenAt } }', { id: bob.id });
+
+  // Subscriptions that exist before the conversations do: they learn of them live.
+  const bobInbox = bob.subscribe('subscription { inbox { __typename ... on Message { seq body } ... on ConversationJoined { conversationId conversation { id title memberCount } } ... on ConversationLeft { conversationId reason } } }');
+  await server.listening(bob.id, PATIENCE_MS);
+
+  const dm = (await alice.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: bob.id })).startDirectConversation.id as string;
+  await alice.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: bob.id }); // exists already
+  const alicePresence = alice.subscribe('subscription { presence { user { id name } online } }'); // her contacts: bob
+  const group = (await alice.ok('mutation($m: [ID!]!) { createGroup(title: "tour", memberIds: $m) { id } }', { m: [bob.id, carol.id] })).createGroup.id as string;
+  await alice.ok('mutation($c: ID!, $u: [ID!]!) { addMembers(conversationId: $c, userIds: $u) { id memberCount } }', { c: group, u: [carol.id, dave.id, erin.id] });
+  await until(bobInbox, (s) => s.data.filter((d) => d.inbox.__typename === 'ConversationJoined').length >= 2, 'bob joins two conversations');
+  await until(alicePresence, (s) => s.data.some((d) => d.presence.user.id === bob.id && d.presence.online), 'bob online');
+
+  // Conversation subscriptions from a cursor (backfill, then live), typing and members' presence.
+  const bobDm = bob.subscribe('subscription($c: ID!) { messageAdded(conversationId: $c, afterSeq: 0) { seq body sender { name } } }', { c: dm });
+  const carolGroup = carol.subscribe('subscription($c: ID!) { messageAdded(conversationId: $c) { seq } }', { c: group });
+  const carolTyping = carol.subscribe('subscription($c: ID!) { typing(conversationId: $c) { user { id } typing expiresAt } }', { c: group });
+  const davePresence = dave.subscribe('subscription($c: ID) { presence(conversationId: $c) { user { id } online } }', { c: group });
+  await server.listening(carol.id, PATIENCE_MS);
+
+  const first = (await alice.ok(SEND, { c: dm, b: 'hello', m: 'tour-1' })).sendMessage;
+  const retry = (await alice.ok(SEND, { c: dm, b: 'hello', m: 'tour-1' })).sendMessage;
+  expect(retry).toEqual(first);
+  await bob.ok(SEND, { c: dm, b: 'hi', m: 'tour-2' });
+  await alice.ok(SEND, { c: dm, b: 'how are you', m: 'tour-3' });
+  for (let i = 1; i <= 3; i++) await bob.ok(SEND, { c: group, b: `group ${i}`, m: `tour-g${i}` });
+  await until(bobDm, (s) => s.results.length >= 3, 'three direct messages');
+  await until(carolGroup, (s) => s.results.length >= 3, 'three group messages');
+
+  await alice.ok('mutation($c: ID!) { setTyping(conversationId: $c, typing: true) }', { c: group });
+  await alice.ok('mutation($c: ID!) { setTyping(conversationId: $c, typing: false) }', { c: group });
+  await until(carolTyping, (s) => s.results.length >= 2, 'typing on and off');
+  await until(davePresence, (s) => s.results.length >= 1, 'members present');
+
+  await bob.ok('mutation($c: ID!) { markRead(conversationId: $c, seq: 2) { lastReadSeq unreadCount } }', { c: dm });
+  await bob.ok('mutation($c: ID!) { markRead(conversationId: $c, seq: 1) { lastReadSeq } }', { c: dm }); // never backwards
+
+  // Reads: one conversation with its members paged, the inbox paged, history, catch-up.
+  const page = await alice.ok(`query($c: ID!) { conversation(id: $c) { ${CONVERSATION_FIELDS}
+    members(first: 2) { edges { cursor node { role joinedAt lastReadSeq user { id name } } } pageInfo { hasNextPage endCursor } } } }`, { c: group });
+  await alice.ok('query($c: ID!, $after: String) { conversation(id: $c) { members(first: 2, after: $after) { edges { node { user { id } } } } } }', {
+    c: group,
+    after: page.conversation.members.pageInfo.endCursor,
+  });
+  const inbox = await bob.ok(`{ conversations(first: 1) { edges { cursor node { ${CONVERSATION_FIELDS} } } pageInfo { hasNextPage endCursor } } }`);
+  await bob.ok('query($after: String) { conversations(first: 1, after: $after) { edges { node { id lastMessage { body } } } } }', {
+    after: inbox.conversations.pageInfo.endCursor,
+  });
+  await bob.ok(`{ conversations(first: 10) { edges { node { ${CONVERSATION_FIELDS} } } } }`); // lastMessage of several at once
+  await bob.ok('query($c: ID!) { messages(conversationId: $c, last: 2) { messages { seq body sender { name } } hasMore } }', { c: dm });
+  await bob.ok('query($c: ID!) { messages(conversationId: $c, before: 2, last: 10) { messages { seq } hasMore } }', { c: dm });
+  await bob.ok('query($c: ID!) { messagesSince(conversationId: $c, afterSeq: 0, first: 2) { messages { seq body } hasMore nextAfterSeq lastSeq } }', { c: dm });
+
+  // Refusals read too: a stranger (FORBIDDEN) and an unknown conversation (NOT_FOUND).
+  const stranger = await user('mallory');
+  expect(await stranger.errorCode('query($c: ID!) { conversation(id: $c) { id } }', { c: dm })).toBe('FORBIDDEN');
+  expect(await stranger.errorCode('query($c: ID!) { messages(conversationId: $c) { hasMore } }', { c: '00000000-0000-4000-8000-000000000000' })).toBe('NOT_FOUND');
+
+  // Membership changes: removal, leaving, the owner leaving (an heir inherits).
+  const carolInbox = carol.subscribe(
+    'subscription($cursors: [ConversationCursor!]) { inbox(cursors: $cursors) { __typename ... on Message { seq } ... on ConversationLeft { reason } } }',
+    { cursors: [{ conversationId: group, afterSeq: 1 }, { conversationId: dm, afterSeq: 0 }] },
+  );
+  await until(carolInbox, (s) => s.results.length >= 2, 'carol resumes the group from seq 1');
+  await alice.ok('mutation($c: ID!, $u: ID!) { removeMember(conversationId: $c, userId: $u) { id memberCount } }', { c: group, u: erin.id });
+  await dave.ok('mutation($c: ID!) { leaveConversation(conversationId: $c) }', { c: group });
+  await alice.ok('mutation($c: ID!) { leaveConversation(conversationId: $c) }', { c: group });
+  await bob.ok(SEND, { c: group, b: 'after the owner left', m: 'tour-g4' });
+  await until(carolInbox, (s) => s.data.some((d) => d.inbox.__typename === 'Message' && d.inbox.seq === 4), 'carol hears seq 4');
+
+  // Going offline writes lastSeenAt.
+  await bob.closeSockets();
+  await until(alicePresence, (s) => s.data.some((d) => d.presence.user.id === bob.id && !d.presence.online), 'bob offline');
+}
+
+async function until<T>(sub: Subscription<T>, predicate: (sub: Subscription<T>) => boolean, what: string): Promise<void> {
+  await sub.until(predicate, PATIENCE_MS, what);
+}
+
+type Row = Classified & { count: number; listedAs?: string };
+
+describe('statement routing on Citus', () => {
+  let rows: Row[];
+
+  beforeAll(async () => {
+    await tour();
+    const volatile = new Set(
+      (await db.query<{ name: string }>("SELECT DISTINCT proname::text AS name FROM pg_proc WHERE provolatile = 'v'")).map((r) => r.name),
+    );
+    const byShape = new Map<string, Row>();
+    for (const sql of statements) {
+      const c = classify(sql, DISTRIBUTION, volatile);
+      const seen = byShape.get(c.shape);
+      if (seen) seen.count++;
+      else byShape.set(c.shape, { ...c, count: 1 });
+    }
+    rows = [...byShape.values()];
+    for (const row of rows) {
+      const list = row.plannerIssues.length > 0 ? KNOWN_NOT_ROUTER : row.routing === 'multi-shard' ? MULTI_SHARD_ON_PURPOSE : [];
+      row.listedAs = list.find((entry) => matches(entry, row.shape))?.name;
+    }
+    printSummary(rows);
+  }, 180_000);
+
+  it('tours every query, mutation and subscription of schema.graphql', async () => {
+    const schema = buildSchema(await readFile(new URL('../schema.graphql', import.meta.url), 'utf8'));
+    const roots = [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()];
+    const fields = roots.flatMap((root) => Object.keys(root?.getFields() ?? {}));
+    const toured = [tour.toString(), SEND, CONVERSATION_FIELDS].join('\n');
+    // A field in use is followed by its arguments or its selection; `typing: true` (an argument) does not count.
+    expect(fields.filter((field) => !new RegExp(`\\b${field}\\s*[({]`).test(toured)), 'root fields the tour never uses').toEqual([]);
+  });
+
+  it('reaches every distributed table with single-shard statements', () => {
+    for (const table of DISTRIBUTION.map((d) => d.table)) {
+      expect(rows.some((r) => r.tables.includes(table) && r.routing === 'router'), `a router statement on ${table}`).toBe(true);
+    }
+  });
+
+  it('sends every statement on a distributed table to one shard, except the fan-outs listed on purpose', () => {
+    const unexpected = rows.filter((r) => r.routing === 'multi-shard' && !r.listedAs);
+    expect(unexpected.map((r) => `${r.reasons.join('; ')}\n  ${r.shape}`), 'multi-shard statements not on MULTI_SHARD_ON_PURPOSE').toEqual([]);
+  });
+
+  it('has no stale entry on the list of fan-outs', () => {
+    const used = new Set(rows.map((r) => r.listedAs));
+    const stale = MULTI_SHARD_ON_PURPOSE.filter((entry) => !entry.sometimes && !used.has(entry.name)).map((entry) => entry.name);
+    expect(stale, 'entries no statement of the tour needs (remove them, or extend the tour)').toEqual([]);
+  });
+
+  it('writes nothing the router planner refuses', () => {
+    const refused = rows.filter((r) => r.plannerIssues.length > 0 && !r.listedAs);
+    expect(refused.map((r) => `${r.plannerIssues.join('; ')}\n  ${r.shape}`), 'statements not on KNOWN_NOT_ROUTER').toEqual([]);
+    const used = new Set(rows.map((r) => r.listedAs));
+    expect(KNOWN_NOT_ROUTER.filter((entry) => !used.has(entry.name)).map((e) => e.name), 'fixed: remove from KNOWN_NOT_ROUTER').toEqual([]);
+  });
+
+  it('sends through chat_send_message, which the migration delegates to the conversation\'s shard', async () => {
+    const sends = statements.filter((sql) => /\bchat_send_message\s*\(/.test(sql));
+    expect(sends.length).toBeGreaterThan(0);
+    // The conversation id is the first argument: the distribution argument Citus routes the call by.
+    for (const sql of sends) expect(sql).toMatch(/chat_send_message\(\s*\$1::uuid/);
+    const { readFile } = await import('node:fs/promises');
+    const migration = await readFile(new URL('../prisma/migrations/20261201000100_send_message_function/migration.sql', import.meta.url), 'utf8');
+    expect(migration).toMatch(/create_distributed_function\(\s*'chat_send_message\(uuid, text, uuid, text, text, timestamptz, integer\)',\s*'p_conversation_id',\s*colocate_with => 'conversations'\)/);
+    // No VOLATILE function inside it: its statements run on the worker as router statements.
+    expect(migration.replace(/--.*$/gm, '')).not.toMatch(/clock_timestamp|random\(|now\(\)/);
+  });
+});
+
+/** The table a reader of the test output sees: one row per statement shape, most frequent first. */
+function printSummary(rows: Row[]): void {
+  const label = (r: Row) =>
+    r.routing === 'multi-shard' ? `multi-shard: ${r.listedAs ?? 'NOT LISTED'}` : r.routing === 'not-router' ? `not-router: ${r.listedAs ?? 'NOT LISTED'}` : r.routing;
+  const sorted = [...rows].sort((a, b) => b.count - a.count);
+  const lines = sorted.map((r) => {
+    const detail = [...r.reasons, ...r.plannerIssues].join('; ');
+    const shape = r.shape.length > 220 ? `${r.shape.slice(0, 217)}...` : r.shape;
+    return `${String(r.count).padStart(5)}  ${label(r).padEnd(50)}  ${r.tables.join(', ')}${detail ? `  (${detail})` : ''}\n         ${shape}`;
+  });
+  const legend = [...MULTI_SHARD_ON_PURPOSE, ...KNOWN_NOT_ROUTER].map((entry) => `  ${entry.name}: ${entry.why}`);
+  console.log(
+    `\nStatements of the API tour by shape (count, routing on Citus, tables):\n${lines.join('\n')}\n\nWhy the listed ones are not router statements:\n${legend.join('\n')}\n`,
+  );
+}
