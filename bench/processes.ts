@@ -70,7 +70,9 @@ function stopper(child: ChildProcess) {
 export async function startChatServer(env: Record<string, string>): Promise<Measured> {
   const port = await freePort();
   const inspectPort = await freePort();
-  const child = spawn(process.execPath, [`--inspect=127.0.0.1:${inspectPort}`, '--import', 'tsx', 'src/main.ts'], {
+  // BENCH_SERVER_FLAGS: extra node flags for the server under test (e.g. --cpu-prof --cpu-prof-dir=.data/profiles).
+  const flags = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...flags, `--inspect=127.0.0.1:${inspectPort}`, '--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', SEND_RATE_PER_SECOND: '0' },
     stdio: ['ignore', 'ignore', 'inherit'],

@@ -107,7 +107,8 @@ export class Cluster {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill(signal);
     const code = await exited;
-    this.instances[index]!.process = null;
+    // Only if it is still this process: the instance may have been started again meanwhile.
+    if (this.instances[index]!.process === child) this.instances[index]!.process = null;
     return code;
   }
 

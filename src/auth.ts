@@ -68,7 +68,24 @@ export async function createAuth(config: Config): Promise<Auth> {
     algorithms: secret ? ['HS256'] : ['RS256', 'ES256', 'EdDSA', 'PS256'],
   };
 
+  // A client sends the same token with every request; verifying its
+  // signature each time (WebCrypto, asynchronous) is most of the cost of
+  // authentication. Remember tokens that verified, until they expire.
+  const verified = new Map<string, Viewer>();
+  const VERIFIED_MAX = 50_000;
+  const UNTIMED_TTL_MS = 5 * 60_000;
+
   async function verify(token: string): Promise<Viewer> {
+    const known = verified.get(token);
+    if (known && (known.expiresAt ?? 0) > Date.now()) return known;
+    const viewer = await verifyUncached(token);
+    if (verified.size >= VERIFIED_MAX) verified.clear();
+    // Tokens without `exp` are re-verified every few minutes (a JWKS key may be rotated out).
+    verified.set(token, viewer.expiresAt ? viewer : { ...viewer, expiresAt: Date.now() + UNTIMED_TTL_MS });
+    return viewer;
+  }
+
+  async function verifyUncached(token: string): Promise<Viewer> {
     let payload;
     try {
       ({ payload } = await jwtVerify(token, key as Uint8Array, options));

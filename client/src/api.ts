@@ -1,0 +1,93 @@
+import {
+  AddMembersDocument,
+  ConversationDocument,
+  ConversationsDocument,
+  CreateGroupDocument,
+  LeaveConversationDocument,
+  MarkReadDocument,
+  MembersDocument,
+  MessagesDocument,
+  MessagesSinceDocument,
+  RemoveMemberDocument,
+  SendMessageDocument,
+  SetTypingDocument,
+  StartDirectConversationDocument,
+  UserDocument,
+  ViewerDocument,
+} from './generated/graphql.js';
+import type { HttpTransport } from './http.js';
+import type { Conversation, ConversationPage, MemberPage, Message, MessageHistory, MessagesSincePage, User } from './types.js';
+
+/**
+ * Typed helpers for every query and mutation, over HTTP. Each resolves with
+ * the data or rejects with a ChatError whose `code` says what went wrong.
+ * (Sending lives on the session: it adds ids, retries and ordering.)
+ */
+export interface ChatApi {
+  /** The user the token names. */
+  viewer(): Promise<User>;
+  user(id: string): Promise<User>;
+  conversation(id: string): Promise<Conversation>;
+  /** The viewer's conversations, most recently active first (`first`: 1 to 100, default 20). */
+  conversations(page?: { first?: number; after?: string | null }): Promise<ConversationPage>;
+  /** Members ordered by user id (`first`: 1 to 500, default 50). */
+  members(conversationId: string, page?: { first?: number; after?: string | null }): Promise<MemberPage>;
+  /** History paging backwards: the newest `last` (1 to 100, default 50) before `before`. */
+  messages(conversationId: string, page?: { before?: number; last?: number }): Promise<MessageHistory>;
+  /** Catch-up: messages after `afterSeq`, ascending (`first`: 1 to 500, default 100). */
+  messagesSince(conversationId: string, afterSeq: number, page?: { first?: number }): Promise<MessagesSincePage>;
+  /** The direct conversation with `userId`, created on first call. Idempotent. */
+  startDirectConversation(userId: string): Promise<Conversation>;
+  createGroup(title: string, memberIds: string[]): Promise<Conversation>;
+  addMembers(conversationId: string, userIds: string[]): Promise<Conversation>;
+  /** The owner removes someone from a group. */
+  removeMember(conversationId: string, userId: string): Promise<Conversation>;
+  /** The viewer leaves a group; resolves with its id. */
+  leaveConversation(conversationId: string): Promise<string>;
+  /** Moves the viewer's read position forward to `seq` (never backward). */
+  markRead(conversationId: string, seq: number): Promise<Conversation>;
+  /** Tells the other members the viewer is typing (or stopped). */
+  setTyping(conversationId: string, typing?: boolean): Promise<boolean>;
+  /**
+   * Stores a message once per `clientMessageId`: a single attempt, no retry.
+   * Prefer the session's `send`, which retries safely.
+   */
+  sendMessage(conversationId: string, body: string, clientMessageId: string): Promise<Message>;
+}
+
+export function createChatApi(http: HttpTransport): ChatApi {
+  const run = http.execute.bind(http);
+  return {
+    viewer: async () => (await run(ViewerDocument, {})).viewer,
+    user: async (id) => (await run(UserDocument, { id })).user,
+    conversation: async (id) => (await run(ConversationDocument, { id })).conversation,
+    async conversations(page = {}) {
+      const { conversations } = await run(ConversationsDocument, { first: page.first, after: page.after });
+      return {
+        conversations: conversations.edges.map((edge) => edge.node),
+        hasNextPage: conversations.pageInfo.hasNextPage,
+        endCursor: conversations.pageInfo.endCursor,
+      };
+    },
+    async members(conversationId, page = {}) {
+      const { members } = (await run(MembersDocument, { conversationId, first: page.first, after: page.after })).conversation;
+      return {
+        members: members.edges.map((edge) => edge.node),
+        hasNextPage: members.pageInfo.hasNextPage,
+        endCursor: members.pageInfo.endCursor,
+      };
+    },
+    messages: async (conversationId, page = {}) => (await run(MessagesDocument, { conversationId, before: page.before, last: page.last })).messages,
+    messagesSince: async (conversationId, afterSeq, page = {}) =>
+      (await run(MessagesSinceDocument, { conversationId, afterSeq, first: page.first })).messagesSince,
+    startDirectConversation: async (userId) => (await run(StartDirectConversationDocument, { userId })).startDirectConversation,
+    createGroup: async (title, memberIds) => (await run(CreateGroupDocument, { title, memberIds })).createGroup,
+    addMembers: async (conversationId, userIds) => (await run(AddMembersDocument, { conversationId, userIds })).addMembers,
+    removeMember: async (conversationId, userId) => (await run(RemoveMemberDocument, { conversationId, userId })).removeMember,
+    leaveConversation: async (conversationId) => (await run(LeaveConversationDocument, { conversationId })).leaveConversation,
+    markRead: async (conversationId, seq) => (await run(MarkReadDocument, { conversationId, seq })).markRead,
+    setTyping: async (conversationId, typing = true) => (await run(SetTypingDocument, { conversationId, typing })).setTyping,
+    sendMessage: async (conversationId, body, clientMessageId) =>
+      (await run(SendMessageDocument, { conversationId, body, clientMessageId })).sendMessage,
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * @chat-api/client: a typed session for the chat API. Start with
+ * {@link createChatClient}; see client/README.md.
+ */
+export { createChatClient, type ChatClient, type ChatClientOptions, type MessageFilter } from './session.js';
+export { createChatApi, type ChatApi } from './api.js';
+export { createHttpTransport, type HttpTransport, type HttpTransportOptions } from './http.js';
+export { createTokenSource, type GetToken, type TokenRequest, type TokenSource } from './tokens.js';
+export { ChatError, ErrorCode, isChatError } from './errors.js';
+export { CloseReason } from './connection.js';
+export type { SendOptions } from './outbox.js';
+export type { RetryOptions } from './timing.js';
+export type {
+  ChatEvent,
+  ConnectionStatus,
+  Conversation,
+  ConversationKind,
+  ConversationPage,
+  Cursors,
+  DepartureReason,
+  JoinedEvent,
+  LeftEvent,
+  Member,
+  MemberPage,
+  MemberRole,
+  Message,
+  MessageEvent,
+  MessageHistory,
+  MessagesSincePage,
+  PendingSend,
+  Unsubscribe,
+  User,
+} from './types.js';
+/** Every generated document and operation type, for `request()` and custom hooks. */
+export * as documents from './generated/graphql.js';

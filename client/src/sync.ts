@@ -1,0 +1,109 @@
+import type { ChatApi } from './api.js';
+import type { Sequencer } from './sequencer.js';
+import type { Conversation } from './types.js';
+
+export interface CatchUpOptions {
+  api: Pick<ChatApi, 'conversations'>;
+  sequencer: Sequencer;
+  /**
+   * True after the session's first sync: a conversation that appears now
+   * was joined while the socket was down (its ConversationJoined is lost), so
+   * announce it and deliver its unread messages (at most `unreadLimit`).
+   * On the first sync every conversation is new to the session: those start
+   * at their last seq, and their past is history for `messages()`.
+   */
+  announceNew: boolean;
+  unreadLimit: number;
+  onJoined(conversation: Conversation): void;
+  /** This sync has been superseded (the socket dropped again, or the session closed). */
+  stale(): boolean;
+  /** Parallel messagesSince catch-ups. */
+  concurrency?: number;
+}
+
+/** Conversations per page while listing; the API's maximum. */
+const LIST_PAGE = 100;
+
+/**
+ * What a (re)connect does before subscribing: compare where the session
+ * stands with where each conversation is, and fetch the difference.
+ *
+ * 1. List the viewer's conversations (lastSeq of each, in pages).
+ * 2. Followed conversations that moved on are caught up with messagesSince
+ *    from their cursor. A followed one missing from the list is caught up
+ *    too: that either finds it (the list is ordered by activity, so a busy
+ *    conversation can slip between pages) or fails with FORBIDDEN, which
+ *    means the viewer left while we were away. The list is only a snapshot:
+ *    sends and live messages keep moving cursors while it is read.
+ * 3. Conversations the session did not follow start at their current
+ *    lastSeq on the first sync; on later ones (joined while disconnected)
+ *    after the viewer's read position, so what a live session would have
+ *    shown arrives, bounded by `unreadLimit` for a long-lived group.
+ *
+ * Throws (for a retry) if listing fails; catch-ups retry by themselves.
+ */
+export async function catchUp(options: CatchUpOptions): Promise<void> {
+  const { api, sequencer } = options;
+  const listed = new Map<string, Conversation>();
+  let after: string | null = null;
+  do {
+    const page = await api.conversations({ first: LIST_PAGE, after });
+    if (options.stale()) return;
+    for (const conversation of page.conversations) listed.set(conversation.id, conversation);
+    after = page.hasNextPage ? page.endCursor : null;
+  } while (after);
+
+  const work: (() => Promise<void>)[] = [];
+  for (const [conversationId, cursor] of Object.entries(sequencer.cursors())) {
+    const conversation = listed.get(conversationId);
+    // Missing, or behind our cursor (a stale read, or a cursor from another
+    // database): messagesSince from the cursor tells which, and the
+    // sequencer acts on its answer.
+    if (!conversation || conversation.lastSeq < cursor) work.push(() => sequencer.catchUp(conversationId));
+    else if (conversation.lastSeq > cursor) work.push(() => sequencer.catchUp(conversationId, conversation.lastSeq));
+  }
+  for (const conversation of listed.values()) {
+    if (sequencer.has(conversation.id)) continue;
+    if (!options.announceNew) {
+      sequencer.follow(conversation.id, conversation.lastSeq);
+      continue;
+    }
+    const start = Math.max(conversation.lastReadSeq, conversation.lastSeq - options.unreadLimit, 0);
+    sequencer.follow(conversation.id, start);
+    // Announced before its first message is delivered, as on the live stream.
+    options.onJoined(conversation);
+    if (start < conversation.lastSeq) work.push(() => sequencer.catchUp(conversation.id, conversation.lastSeq));
+  }
+  await runLimited(work, options.concurrency ?? 4, options.stale);
+}
+
+/**
+ * Run right after subscribing. A conversation created while `catchUp` ran
+ * (after the list was read, before the server attached the new
+ * subscription) is in neither: the server starts it at its lastSeq and
+ * sends no ConversationJoined. It is among the most recently active, so one
+ * page of the list finds it; it is then announced and caught up like a
+ * conversation joined while disconnected.
+ */
+export async function recheckRecent(options: Omit<CatchUpOptions, 'announceNew'>): Promise<void> {
+  const { sequencer } = options;
+  const page = await options.api.conversations({ first: LIST_PAGE });
+  if (options.stale()) return;
+  const work: (() => Promise<void>)[] = [];
+  for (const conversation of page.conversations) {
+    if (sequencer.has(conversation.id)) continue;
+    const start = Math.max(conversation.lastReadSeq, conversation.lastSeq - options.unreadLimit, 0);
+    sequencer.follow(conversation.id, start);
+    options.onJoined(conversation);
+    if (start < conversation.lastSeq) work.push(() => sequencer.catchUp(conversation.id, conversation.lastSeq));
+  }
+  await runLimited(work, options.concurrency ?? 4, options.stale);
+}
+
+async function runLimited(tasks: (() => Promise<void>)[], limit: number, stale: () => boolean): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length && !stale()) await tasks[next++]!();
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+}
