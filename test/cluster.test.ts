@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { ChatClient } from '../client/src/index.js';
+import { session as sdkSession, type Recorded } from '../client/test/helpers.js';
 import WebSocket from 'ws';
 import { Cluster } from '../ops/cluster.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
@@ -135,4 +137,66 @@ describe.skipIf(!redisUrl || !nginx)('a cluster of instances behind nginx', () =
     // Back in the pool: the load balancer reaches all three again.
     expect((await eve.at(lb).ok('{ viewer { id } }')).viewer.id).toBe(eve.id);
   });
+
+  it('survives a rolling restart of every instance while clients keep chatting: every client ends with every message once, in order', async () => {
+    const sessions: ChatClient[] = [];
+    try {
+      const people = await Promise.all(['ann', 'ben', 'cat', 'dan', 'eva', 'fay'].map((name, i) => user(name, at[i % 3]!)));
+      // One large group (fan-out on read) and three direct conversations (fan-out on write).
+      const team = await group(people[0]!, people.slice(1));
+      const pairs = [[0, 1], [2, 3], [4, 5]] as const;
+      const directs = await Promise.all(pairs.map(([a, b]) => dm(people[a]!, people[b]!)));
+      // Each person talks through the load balancer with the SDK, which
+      // reconnects, resumes from its cursors and retries unacknowledged sends.
+      const clients: Recorded[] = await Promise.all(people.map((p) => sdkSession(lb, p.id, sessions)));
+      await Promise.all(clients.map((c) => c.chat.ready()));
+
+      // Everyone keeps chatting until every instance has been restarted.
+      let restarting = true;
+      const rounds = clients.map(() => 0);
+      const chatting = Promise.all(
+        clients.map(async (client, i) => {
+          const direct = directs[Math.floor(i / 2)]!;
+          while (restarting || rounds[i]! < 5) {
+            await client.chat.send(team, `${people[i]!.id} to the team ${rounds[i]}`);
+            await client.chat.send(direct, `${people[i]!.id} direct ${rounds[i]}`);
+            rounds[i]!++;
+            await new Promise((resolve) => setTimeout(resolve, 40));
+          }
+        }),
+      );
+      // Meanwhile: restart each instance in turn (SIGTERM, drain, start again).
+      for (const instance of cluster.instances) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await cluster.restart(instance.index);
+      }
+      restarting = false;
+      await chatting;
+
+      // The database is the truth: every message, each client's view of it.
+      const stored = async (conversationId: string) =>
+        (await db.query<{ seq: number }>('SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq', [conversationId])).map((r) => r.seq);
+      const teamSeqs = await stored(team);
+      const sends = rounds.reduce((sum, n) => sum + n, 0);
+      expect(teamSeqs).toHaveLength(sends); // every send stored exactly once
+      expect(teamSeqs).toEqual(teamSeqs.map((_, i) => i + 1));
+      for (const [i, client] of clients.entries()) {
+        const direct = directs[Math.floor(i / 2)]!;
+        const directSeqs = await stored(direct);
+        const pair = Math.floor(i / 2) * 2;
+        expect(directSeqs).toHaveLength(rounds[pair]! + rounds[pair + 1]!);
+        await client.until(team, teamSeqs.length, 30_000);
+        await client.until(direct, directSeqs.length, 30_000);
+        expect(client.seqs(team), `${people[i]!.id} in the team`).toEqual(teamSeqs);
+        expect(client.seqs(direct), `${people[i]!.id} in their direct conversation`).toEqual(directSeqs);
+      }
+      // Nothing from conversations a client is not in.
+      for (const [i, client] of clients.entries()) {
+        const mine = new Set([team, directs[Math.floor(i / 2)]!]);
+        expect(client.messages.filter((m) => !mine.has(m.conversationId))).toEqual([]);
+      }
+    } finally {
+      await Promise.all(sessions.map((s) => s.close()));
+    }
+  }, 180_000);
 });
