@@ -208,6 +208,39 @@ describe('inbox', () => {
     expect(bodies(g)).toEqual([1, 2]);
   });
 
+  it('tells exactly where a joined conversation starts (afterSeq), and announces unknown conversations when asked', async () => {
+    const [alice, bob, carol] = [await user('alice'), await user('bob'), await user('carol')];
+    const known = await dm(alice, bob);
+    const unknown = await dm(alice, carol);
+    await send(bob, known, 'k1');
+    for (let i = 1; i <= 3; i++) await send(carol, unknown, `u${i}`);
+    const query = `subscription($cursors: [ConversationCursor!], $announce: Boolean) {
+      inbox(cursors: $cursors, announce: $announce) {
+        __typename
+        ... on Message { conversationId seq }
+        ... on ConversationJoined { conversationId afterSeq }
+      }
+    }`;
+    const sub = alice.subscribe(query, { cursors: [{ conversationId: known, afterSeq: 0 }], announce: true });
+    await sub.count(2);
+    // The conversation without a cursor is announced with the seq the stream starts after; the known one replays.
+    expect(sub.data.map((d) => d.inbox)).toEqual([
+      { __typename: 'ConversationJoined', conversationId: unknown, afterSeq: 3 },
+      { __typename: 'Message', conversationId: known, seq: 1 },
+    ]);
+    // A live join: a group with history gains alice; afterSeq is the seq at the join, not later.
+    const g = await group(bob, [carol], 'history');
+    for (let i = 0; i < 4; i++) await send(bob, g, `before ${i}`);
+    await bob.ok('mutation($c: ID!, $u: [ID!]!) { addMembers(conversationId: $c, userIds: $u) { id } }', { c: g, u: [alice.id] });
+    await send(carol, g, 'after the join');
+    await send(carol, unknown, 'u4');
+    await sub.until((s) => s.data.some((d) => d.inbox.conversationId === g && d.inbox.seq === 5) && s.data.some((d) => d.inbox.seq === 4), 5000, 'live messages');
+    const events = sub.data.map((d) => d.inbox);
+    expect(events).toContainEqual({ __typename: 'ConversationJoined', conversationId: g, afterSeq: 4 });
+    expect(events.filter((e) => e.conversationId === g && e.__typename === 'Message').map((e) => e.seq)).toEqual([5]);
+    expect(events.filter((e) => e.conversationId === unknown && e.__typename === 'Message').map((e) => e.seq)).toEqual([4]);
+  });
+
   it('resumes each conversation from its own cursor', async () => {
     const [alice, bob, carol] = [await user('alice'), await user('bob'), await user('carol')];
     const one = await dm(alice, bob);

@@ -6,7 +6,8 @@ import type { Conversation, Cursors, DepartureReason, Message } from './types.js
 
 export interface InboxHandlers {
   message(message: Message): void;
-  joined(conversationId: string, conversation: Conversation | null): void;
+  /** `afterSeq`: exactly where the server starts this conversation on the stream. */
+  joined(conversationId: string, conversation: Conversation | null, afterSeq: number): void;
   left(conversationId: string, reason: DepartureReason): void;
   /** The subscription ended without the socket closing (an error, or the server completed it). */
   ended(error: ChatError): void;
@@ -21,7 +22,13 @@ const INBOX_QUERY = stringifyDocument(InboxDocument);
  * delivers; this module only translates frames into typed events.
  */
 export function subscribeInbox(connection: Connection, cursors: Cursors, handlers: InboxHandlers): () => void {
-  const variables = { cursors: Object.entries(cursors).map(([conversationId, afterSeq]) => ({ conversationId, afterSeq })) };
+  // announce: the server also reports, with its exact starting seq, every
+  // conversation missing from our cursors (one created or joined between our
+  // last list read and the subscription starting).
+  const variables = {
+    cursors: Object.entries(cursors).map(([conversationId, afterSeq]) => ({ conversationId, afterSeq })),
+    announce: true,
+  };
   let stopped = false;
   const dispose = connection.subscribe<InboxSubscription>(
     { query: INBOX_QUERY, variables },
@@ -44,7 +51,7 @@ export function subscribeInbox(connection: Connection, cursors: Cursors, handler
             return;
           }
           case 'ConversationJoined':
-            handlers.joined(event.conversationId, event.conversation);
+            handlers.joined(event.conversationId, event.conversation, event.afterSeq);
             return;
           case 'ConversationLeft':
             handlers.left(event.conversationId, event.reason);

@@ -2,7 +2,7 @@ import type { ChatApi } from './api.js';
 import type { ChatError } from './errors.js';
 import type { InboxHandlers } from './inbox.js';
 import type { Sequencer } from './sequencer.js';
-import { catchUp, recheckRecent } from './sync.js';
+import { catchUp } from './sync.js';
 import { backoffDelay, sleep, type RetryOptions } from './timing.js';
 import type { ChatEvent, ConnectionStatus, Conversation, Cursors } from './types.js';
 
@@ -57,11 +57,11 @@ export function createResumer(options: ResumerOptions): Resumer {
 
   const handlers = (e: number): InboxHandlers => ({
     message: (message) => current(e) && sequencer.accept(message, 'live'),
-    joined(conversationId, conversation) {
-      // Already followed: announced by recheckRecent, which raced this event.
+    joined(conversationId, conversation, afterSeq) {
+      // Already followed (caught up before subscribing, or announced twice): nothing to do.
       if (!current(e) || sequencer.has(conversationId)) return;
-      // Its messages follow on this stream, from the membership change on.
-      sequencer.follow(conversationId, conversation?.lastSeq ?? 0, { provisional: true });
+      // Its messages after afterSeq follow on this stream; the server says exactly where it starts.
+      sequencer.follow(conversationId, afterSeq);
       options.emit({ type: 'joined', conversationId, conversation });
     },
     left(conversationId, reason) {
@@ -90,12 +90,10 @@ export function createResumer(options: ResumerOptions): Resumer {
         // The subscription resumes from these cursors, so they are no longer estimates.
         sequencer.settle();
         stopInbox = options.subscribe(sequencer.cursors(), handlers(e));
+        // The subscription was asked to announce every conversation missing
+        // from these cursors (with its exact starting seq), so one created or
+        // joined since the list was read is not missed.
         synced = true;
-        try {
-          await recheckRecent({ ...announce, onJoined });
-        } catch (error) {
-          options.report(error); // the subscription is up; only the narrow race it covers stays open
-        }
         if (!current(e)) return;
         options.setStatus('live');
         return;

@@ -77,29 +77,6 @@ export async function catchUp(options: CatchUpOptions): Promise<void> {
   await runLimited(work, options.concurrency ?? 4, options.stale);
 }
 
-/**
- * Run right after subscribing. A conversation created while `catchUp` ran
- * (after the list was read, before the server attached the new
- * subscription) is in neither: the server starts it at its lastSeq and
- * sends no ConversationJoined. It is among the most recently active, so one
- * page of the list finds it; it is then announced and caught up like a
- * conversation joined while disconnected.
- */
-export async function recheckRecent(options: Omit<CatchUpOptions, 'announceNew'>): Promise<void> {
-  const { sequencer } = options;
-  const page = await options.api.conversations({ first: LIST_PAGE });
-  if (options.stale()) return;
-  const work: (() => Promise<void>)[] = [];
-  for (const conversation of page.conversations) {
-    if (sequencer.has(conversation.id)) continue;
-    const start = Math.max(conversation.lastReadSeq, conversation.lastSeq - options.unreadLimit, 0);
-    sequencer.follow(conversation.id, start);
-    options.onJoined(conversation);
-    if (start < conversation.lastSeq) work.push(() => sequencer.catchUp(conversation.id, conversation.lastSeq));
-  }
-  await runLimited(work, options.concurrency ?? 4, options.stale);
-}
-
 async function runLimited(tasks: (() => Promise<void>)[], limit: number, stale: () => boolean): Promise<void> {
   let next = 0;
   const worker = async () => {

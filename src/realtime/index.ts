@@ -23,7 +23,7 @@ export interface Realtime {
   /** `Subscription.inbox`: every conversation of the viewer, optionally from per-conversation cursors. */
   inbox(
     context: Context,
-    args: { cursors?: readonly { conversationId: string; afterSeq: number }[] | null },
+    args: { cursors?: readonly { conversationId: string; afterSeq: number }[] | null; announce?: boolean | null },
     info: GraphQLResolveInfo,
   ): Promise<AsyncIterableIterator<StreamEvent>>;
   /** `Subscription.presence`: a conversation's members, or the viewer's contacts; current state, then changes. */
@@ -74,7 +74,7 @@ export function createRealtime(options: {
       const viewer = requireViewer(context);
       const cursors = new Map<string, number>();
       for (const cursor of args.cursors ?? []) cursors.set(cursor.conversationId.toLowerCase(), cursor.afterSeq);
-      return new InboxStream(context, info, deps).start(() => services.streams.inbox(viewer.id), cursors);
+      return new InboxStream(context, info, deps).start(() => services.streams.inbox(viewer.id), cursors, args.announce ?? false);
     },
   };
   const deps = {

@@ -14,6 +14,8 @@ import type { MembershipListener, Router } from './router.js';
 export interface ConversationJoinedEvent {
   kind: 'ConversationJoined';
   conversationId: string;
+  /** Exactly where this subscription starts the conversation: messages with greater seqs follow. */
+  afterSeq: number;
 }
 export interface ConversationLeftEvent {
   kind: 'ConversationLeft';
@@ -294,12 +296,23 @@ export class InboxStream extends RoutedStream {
   private changes: Promise<void> = Promise.resolve();
   private loadInbox: (() => Promise<StreamStart[]>) | undefined;
 
-  async start(loadInbox: () => Promise<StreamStart[]>, cursors: Map<string, number>): Promise<this> {
+  /**
+   * `announce`: send ConversationJoined (with its exact starting seq) for
+   * every conversation the client gave no cursor for, so a client learns of
+   * conversations it did not know about when it subscribed.
+   */
+  async start(loadInbox: () => Promise<StreamStart[]>, cursors: Map<string, number>, announce = false): Promise<this> {
     this.loadInbox = loadInbox;
     try {
       // Channel first, then the database: a change after the read arrives as an event.
       await this.deps.router.attachUser(this.userId, this);
       const inbox = await loadInbox();
+      if (announce) {
+        for (const entry of inbox) {
+          if (cursors.has(entry.conversationId)) continue;
+          await this.output.send({ kind: 'ConversationJoined', conversationId: entry.conversationId, afterSeq: entry.lastSeq }, undefined);
+        }
+      }
       await this.attach(inbox, (entry) => Math.min(cursors.get(entry.conversationId) ?? entry.lastSeq, entry.lastSeq));
     } catch (error) {
       this.finish();
@@ -341,7 +354,7 @@ export class InboxStream extends RoutedStream {
     this.serially(async () => {
       if (this.closed || this.attached.has(event.conversationId)) return;
       // Tell the client first, so the conversation exists for it before its first message.
-      await this.output.send({ kind: 'ConversationJoined', conversationId: event.conversationId }, undefined);
+      await this.output.send({ kind: 'ConversationJoined', conversationId: event.conversationId, afterSeq: event.lastSeq }, undefined);
       await this.attach(
         [{ conversationId: event.conversationId, memberCount: event.memberCount, lastSeq: event.lastSeq }],
         () => event.lastSeq,
@@ -369,7 +382,7 @@ export class InboxStream extends RoutedStream {
       }
       const joined = inbox.filter((entry) => !this.attached.has(entry.conversationId));
       for (const entry of joined) {
-        await this.output.send({ kind: 'ConversationJoined', conversationId: entry.conversationId }, undefined);
+        await this.output.send({ kind: 'ConversationJoined', conversationId: entry.conversationId, afterSeq: entry.lastSeq }, undefined);
       }
       await this.attach(joined, (entry) => entry.lastSeq);
     });

@@ -14,9 +14,14 @@ const DepartureReason = builder.enumType('DepartureReason', {
 });
 
 const ConversationJoined = builder.objectRef<ConversationJoinedEvent>('ConversationJoined').implement({
-  description: 'The viewer was added to a conversation (or started it). Its messages follow on the same subscription.',
+  description:
+    'The viewer was added to a conversation (or started it), or, with `announce`, a conversation the subscription was not given a cursor for. Its messages after `afterSeq` follow on the same subscription.',
   fields: (t) => ({
     conversationId: t.exposeID('conversationId'),
+    afterSeq: t.exposeInt('afterSeq', {
+      description:
+        'Exactly where this subscription starts the conversation: every message with a greater seq follows on it. Earlier ones are history (`messages`, `messagesSince`). Use this, not conversation.lastSeq, as the cursor.',
+    }),
     conversation: t.field({
       type: Conversation,
       nullable: true,
@@ -55,13 +60,17 @@ builder.subscriptionFields((t) => ({
       "Everything for the viewer on one subscription: messages of all their conversations (each conversation's seqs exactly once, in order), including conversations joined later, and membership changes. Conversations with a cursor resume after it; the rest start live. Cursors of conversations the viewer is no longer in are ignored.",
     args: {
       cursors: t.arg({ type: [ConversationCursor] }),
+      announce: t.arg.boolean({
+        description:
+          'Also send ConversationJoined, with its exact afterSeq, for each of the viewer\'s conversations not in `cursors`: how a client learns of conversations it did not know when it subscribed.',
+      }),
     },
     subscribe: (_root, args, context, info) => {
       const cursors = (args.cursors ?? []).map((cursor) => {
         if (!Number.isInteger(cursor.afterSeq) || cursor.afterSeq < 0) throw badInput('afterSeq must be a non-negative integer', 'cursors');
         return { conversationId: String(cursor.conversationId), afterSeq: cursor.afterSeq };
       });
-      return context.realtime.inbox(context, { cursors }, info);
+      return context.realtime.inbox(context, { cursors, announce: args.announce }, info);
     },
     resolve: (event) => event as StreamEvent as MessageRecord | ConversationJoinedEvent | ConversationLeftEvent,
   }),

@@ -59,9 +59,11 @@ export type ConversationEdge = {
   node: Conversation;
 };
 
-/** The viewer was added to a conversation (or started it). Its messages follow on the same subscription. */
+/** The viewer was added to a conversation (or started it), or, with `announce`, a conversation the subscription was not given a cursor for. Its messages after `afterSeq` follow on the same subscription. */
 export type ConversationJoined = {
   __typename?: 'ConversationJoined';
+  /** Exactly where this subscription starts the conversation: every message with a greater seq follows on it. Earlier ones are history (`messages`, `messagesSince`). Use this, not conversation.lastSeq, as the cursor. */
+  afterSeq: Scalars['Int']['output'];
   /** Null if the viewer has already left again. */
   conversation?: Maybe<Conversation>;
   conversationId: Scalars['ID']['output'];
@@ -288,6 +290,7 @@ export type Subscription = {
 
 
 export type SubscriptionInboxArgs = {
+  announce?: InputMaybe<Scalars['Boolean']['input']>;
   cursors?: InputMaybe<Array<ConversationCursor>>;
 };
 
