@@ -214,8 +214,10 @@ export function createSocketServer(options: SocketServerOptions): SocketServer {
         document: document as DocumentNode,
         operationName: payload.operationName,
         variableValues: payload.variables,
-        // The connection's context, plus this operation's transport.
-        contextValue: Object.assign(Object.create(ctx.extra.context!) as Context, { transport }),
+        // The connection's context, plus this operation's transport. A plain
+        // copy rather than Object.create(context): objects that share a
+        // prototype per connection would each need a hidden class of their own.
+        contextValue: { ...ctx.extra.context!, transport } satisfies Context,
       };
       return args;
     },
@@ -233,8 +235,9 @@ export function createSocketServer(options: SocketServerOptions): SocketServer {
       // pre-rendered frames to the socket and yields nothing.
       const source = await createSourceEventStream(args);
       // graphql-ws holds these arguments for the life of the subscription;
-      // the stream has taken what it needs from the transport.
-      delete (args.contextValue as { transport?: unknown }).transport;
+      // the stream has taken what it needs from the transport. (Assigned, not
+      // deleted: a delete would turn the object into a slower, larger dictionary.)
+      (args.contextValue as { transport?: unknown }).transport = undefined;
       if (source instanceof RoutedStream) return source as AsyncGenerator<ExecutionResult>;
       if (Symbol.asyncIterator in source) {
         throw new Error('Every subscription must be routed (return a RoutedStream from its subscribe resolver)');
