@@ -184,6 +184,18 @@ describe('membership', () => {
     expect(ids).not.toContain(id);
   });
 
+  it('starts added members caught up: history is readable, not unread', async () => {
+    const [owner, late] = [await server.user(uid('owner')), await server.user(uid('late'))];
+    const id = await group(owner, []);
+    for (let i = 0; i < 3; i++) await send(owner, id, `old ${i}`);
+    await owner.ok('mutation($id: ID!, $u: [ID!]!) { addMembers(conversationId: $id, userIds: $u) { id } }', { id, u: [late.id] });
+    const view = await late.ok('query($id: ID!) { conversation(id: $id) { lastSeq lastReadSeq unreadCount } messages(conversationId: $id) { messages { seq } } }', { id });
+    expect(view.conversation).toEqual({ lastSeq: 3, lastReadSeq: 3, unreadCount: 0 });
+    expect(view.messages.messages.map((m: any) => m.seq)).toEqual([1, 2, 3]);
+    await send(owner, id, 'new');
+    expect((await late.ok('query($id: ID!) { conversation(id: $id) { unreadCount } }', { id })).conversation.unreadCount).toBe(1);
+  });
+
   it('passes ownership on when the owner leaves', async () => {
     const id = await group(alice, [bob, carol]);
     await alice.ok('mutation($id: ID!) { leaveConversation(conversationId: $id) }', { id });

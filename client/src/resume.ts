@@ -60,9 +60,16 @@ export function createResumer(options: ResumerOptions): Resumer {
     joined(conversationId, conversation, afterSeq) {
       // Already followed (caught up before subscribing, or announced twice): nothing to do.
       if (!current(e) || sequencer.has(conversationId)) return;
-      // Its messages after afterSeq follow on this stream; the server says exactly where it starts.
-      sequencer.follow(conversationId, afterSeq);
+      // Messages after afterSeq follow on this stream (the server says exactly
+      // where it starts). Unread ones before it are delivered too, as for a
+      // conversation joined while disconnected: a message sent between the
+      // join and the subscription starting must not become mere history.
+      const start = conversation
+        ? Math.min(afterSeq, Math.max(conversation.lastReadSeq, afterSeq - options.unreadLimit, 0))
+        : afterSeq;
+      sequencer.follow(conversationId, start);
       options.emit({ type: 'joined', conversationId, conversation });
+      if (start < afterSeq) sequencer.catchUp(conversationId, afterSeq).catch((error: unknown) => current(e) && options.report(error));
     },
     left(conversationId, reason) {
       if (!current(e)) return;

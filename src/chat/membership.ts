@@ -80,7 +80,8 @@ export function createMembershipService(db: Database, users: UserService, events
         if (!viewerRole) throw forbidden('You are not a member of this conversation');
         if (conversation.kind !== 'GROUP') throw badInput('Members of a direct conversation cannot change', 'conversationId');
         const created = await tx.conversationMember.createManyAndReturn({
-          data: candidates.map((userId) => ({ conversationId, userId })),
+          // New members start caught up: the history is theirs to read, not unread.
+          data: candidates.map((userId) => ({ conversationId, userId, lastReadSeq: conversation.lastSeq })),
           skipDuplicates: true,
           select: { userId: true },
         });
