@@ -45,7 +45,7 @@ const LOADER_LIFETIME_MS = 1000;
  * and number in the tens of thousands, and most never load anything.
  */
 class LazyLoaders implements Loaders {
-  private cache: Partial<Loaders> = {};
+  private cache: Partial<Loaders> | undefined;
   private createdAt = 0;
 
   constructor(
@@ -55,7 +55,7 @@ class LazyLoaders implements Loaders {
 
   private fresh(): Partial<Loaders> {
     const now = Date.now();
-    if (now - this.createdAt > LOADER_LIFETIME_MS) {
+    if (!this.cache || now - this.createdAt > LOADER_LIFETIME_MS) {
       this.cache = {};
       this.createdAt = now;
     }

@@ -90,6 +90,8 @@ export function render(operation: Operation, context: Context, event: unknown): 
  */
 export interface SharedRenderer {
   readonly key: string;
+  /** The operation as first seen with this key (same shape and payload-relevant variables for all). */
+  readonly operation: Operation;
   render(event: unknown): string | Promise<string>;
 }
 
@@ -111,7 +113,7 @@ export function sharedRendererFor(info: GraphQLResolveInfo, variables: Record<st
   if (!renderer) {
     if (renderers.size >= RENDERERS_MAX) renderers.clear();
     const operation = operationOf(info, variables);
-    renderer = { key, render: (event) => render(operation, sharedContext, event) };
+    renderer = { key, operation, render: (event) => render(operation, sharedContext, event) };
     renderers.set(key, renderer);
   }
   return renderer;

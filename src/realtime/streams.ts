@@ -7,7 +7,7 @@ import { forbidden, maskError } from '../errors.js';
 import type { BusEvent, RealtimeObserver } from './bus.js';
 import { CloseReason } from './close-codes.js';
 import type { ConversationFeed, FeedMember, FeedSink } from './feed.js';
-import { operationOf, render, sharedRendererFor, type Operation, type SharedRenderer } from './render.js';
+import { render, sharedRendererFor, type SharedRenderer } from './render.js';
 import type { MembershipListener, Router } from './router.js';
 
 /** Root values of the inbox subscription besides messages. */
@@ -68,8 +68,7 @@ class SocketOutput implements Output {
     private readonly socket: WebSocket,
     id: string,
     readonly shared: SharedRenderer,
-    /** For private events (membership, presence, typing), rendered for this viewer alone. */
-    private readonly operation: Operation,
+    /** Private events (membership, presence, typing) are rendered for this viewer alone, in this context. */
     private readonly context: Context,
     private readonly maxBuffer: number,
     private readonly observer: RealtimeObserver,
@@ -79,7 +78,8 @@ class SocketOutput implements Output {
 
   send(event: StreamEvent, payload: string | undefined): void | Promise<void> {
     if (payload !== undefined) return this.write(payload);
-    const own = render(this.operation, this.context, event);
+    // The shared renderer's operation serves: same selection, same payload-relevant variables.
+    const own = render(this.shared.operation, this.context, event);
     if (typeof own === 'string') return this.write(own);
     return own.then((json) => this.write(json));
   }
@@ -139,7 +139,6 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
           transport.socket,
           transport.id,
           sharedRendererFor(info, transport.variables, deps.sharedContext),
-          operationOf(info, transport.variables),
           context,
           deps.maxSocketBufferBytes,
           deps.observer,
@@ -188,12 +187,20 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
   }
 
   /** Ends the stream; with an error, the client receives it (graphql-ws `error`) and no `complete`. */
-  protected finish(error?: GraphQLError): void {
+  /**
+   * Set by the WebSocket protocol loop, which does not iterate the stream: it
+   * is told when the stream ends by itself (error, or the server completing
+   * it), not when the client ended it.
+   */
+  onEnd: ((error: GraphQLError | undefined) => void) | undefined;
+
+  protected finish(error?: GraphQLError, byClient = false): void {
     if (this.done) return;
     this.done = true;
     this.failure = error;
     this.deps.observer.subscriptionEnded(this.field);
     this.teardown();
+    if (!byClient && this.onEnd) this.onEnd(error);
     if (this.waiter) {
       const resolve = this.waiter;
       const reject = this.failWaiter!;
@@ -223,13 +230,13 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
   }
 
   return(): Promise<IteratorResult<StreamEvent>> {
-    this.finish();
+    this.finish(undefined, true);
     this.queue = undefined;
     return Promise.resolve({ value: undefined, done: true });
   }
 
   throw(error: unknown): Promise<IteratorResult<StreamEvent>> {
-    this.finish();
+    this.finish(undefined, true);
     return Promise.reject(error);
   }
 
