@@ -14,8 +14,12 @@ export interface Viewer {
 }
 
 export interface Auth {
-  /** Verifies a bearer token; throws an UNAUTHENTICATED GraphQLError when it is not acceptable. */
-  verify(token: string): Promise<Viewer>;
+  /**
+   * Verifies a bearer token; throws an UNAUTHENTICATED GraphQLError when it
+   * is not acceptable. `remember: false` for a token used once (a WebSocket's
+   * connection_init), so the cache holds only tokens that come back.
+   */
+  verify(token: string, options?: { remember?: boolean }): Promise<Viewer>;
   /** Reads `Authorization: Bearer …`; no header means an anonymous request (null). */
   fromAuthorizationHeader(header: string | null | undefined): Promise<Viewer | null>;
 }
@@ -75,10 +79,11 @@ export async function createAuth(config: Config): Promise<Auth> {
   const VERIFIED_MAX = 50_000;
   const UNTIMED_TTL_MS = 5 * 60_000;
 
-  async function verify(token: string): Promise<Viewer> {
+  async function verify(token: string, options: { remember?: boolean } = {}): Promise<Viewer> {
     const known = verified.get(token);
     if (known && (known.expiresAt ?? 0) > Date.now()) return known;
     const viewer = await verifyUncached(token);
+    if (options.remember === false) return viewer;
     if (verified.size >= VERIFIED_MAX) verified.clear();
     // Tokens without `exp` are re-verified every few minutes (a JWKS key may be rotated out).
     verified.set(token, viewer.expiresAt ? viewer : { ...viewer, expiresAt: Date.now() + UNTIMED_TTL_MS });

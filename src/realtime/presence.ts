@@ -16,21 +16,25 @@ export interface Presence {
 
 /** Presence of the embedded default: this process's connections are all there is. */
 export function createLocalPresence(onChange: PresenceChange): Presence {
-  const connections = new Map<string, Set<string>>();
+  // A count per user: the socket server pairs each connected() with one
+  // disconnected(), so the ids themselves need not be kept (memory per
+  // connection is a product target).
+  const connections = new Map<string, number>();
   return {
-    async connected(userId, connectionId) {
-      let set = connections.get(userId);
-      if (!set) connections.set(userId, (set = new Set()));
-      set.add(connectionId);
-      if (set.size === 1) await onChange(userId, true, new Date());
+    async connected(userId) {
+      const count = (connections.get(userId) ?? 0) + 1;
+      connections.set(userId, count);
+      if (count === 1) await onChange(userId, true, new Date());
     },
-    async disconnected(userId, connectionId) {
-      const set = connections.get(userId);
-      if (!set || !set.delete(connectionId)) return;
-      if (set.size === 0) {
-        connections.delete(userId);
-        await onChange(userId, false, new Date());
+    async disconnected(userId) {
+      const count = connections.get(userId);
+      if (count === undefined) return;
+      if (count > 1) {
+        connections.set(userId, count - 1);
+        return;
       }
+      connections.delete(userId);
+      await onChange(userId, false, new Date());
     },
     async onlineAmong(userIds) {
       return userIds.filter((id) => connections.has(id));

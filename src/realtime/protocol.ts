@@ -157,7 +157,7 @@ export function createProtocol(options: ProtocolOptions) {
     let viewer: Viewer;
     try {
       if (!token) throw new Error('no token');
-      viewer = await options.auth.verify(token);
+      viewer = await options.auth.verify(token, { remember: false });
     } catch {
       connection.socket.close(CloseReason.Forbidden, 'Forbidden');
       return;
