@@ -114,10 +114,12 @@ export class Sequencer {
     const conversationId = message.conversationId;
     let track = this.tracks.get(conversationId);
     if (!track) {
-      // Only the live stream may start a conversation we do not follow: the
-      // server began it there (joined before we had a cursor), so its first
-      // message is where it starts for us.
-      if (source !== 'live') return;
+      // The live stream may start a conversation we do not follow (the server
+      // began it there, joined before we had a cursor), and so may the answer
+      // to our own send (we are a member; the conversation can be newer than
+      // our last list, with its announcement lost to a disconnect). Either
+      // way that message is where the conversation starts for us.
+      if (source !== 'live' && source !== 'sent') return;
       this.follow(conversationId, message.seq - 1);
       track = this.tracks.get(conversationId)!;
     } else if (track.provisional) {
