@@ -24,6 +24,8 @@ import { schema } from './schema/index.js';
 import { createServices, type Services } from './services.js';
 
 export const GRAPHQL_PATH = '/graphql';
+/** Largest HTTP request body accepted (a message body is at most a few KB). */
+const MAX_REQUEST_BYTES = 1024 * 1024;
 
 export interface RunningApp {
   port: number;
@@ -174,6 +176,12 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
           const ready = !draining && checks.database && checks.bus;
           res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, ...checks }));
         })();
+        return;
+      }
+      // Queries are small; a huge body is a mistake or an attack, refused before anything parses it.
+      if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BYTES) {
+        res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end('{"errors":[{"message":"Request too large","extensions":{"code":"BAD_USER_INPUT"}}]}');
+        req.destroy();
         return;
       }
       void yoga.handle(req, res);

@@ -120,4 +120,26 @@ describe.skipIf(!redisUrl)('the Redis bus between instances', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(sub.data.map((d) => d.messageAdded.body)).toEqual(['before', 'during 1', 'during 2']);
   });
+
+  it("ends a removed member's subscription even when the removal's event was lost", async () => {
+    const owner = await on(a, 'owner');
+    const gone = await on(b, 'gone');
+    const c = (await owner.ok('mutation($m: [ID!]!) { createGroup(title: "lossy", memberIds: $m) { id } }', { m: [gone.id] })).createGroup.id;
+    const sub = gone.subscribe(MESSAGE_ADDED, { c, a: 0 });
+    await owner.ok(SEND, { c, b: 'hello', m: 'l1' });
+    await sub.count(1);
+    const admin = new Redis(redisUrl!);
+    try {
+      const clients = (await admin.client('LIST')) as string;
+      const subscriber = clients.split('\n').find((line) => line.includes(`name=chat:${bName} `) && /\bsub=[1-9]/.test(line));
+      await admin.client('KILL', 'ID', /\bid=(\d+)/.exec(subscriber!)![1]!);
+    } finally {
+      admin.disconnect();
+    }
+    // Removed while instance b cannot hear it: the `left` event is lost.
+    await owner.ok('mutation($c: ID!, $u: ID!) { removeMember(conversationId: $c, userId: $u) { id } }', { c, u: gone.id });
+    await sub.until((s) => s.error !== undefined || s.completed, 15_000, 'the end of the subscription');
+    const error = (sub.error as any[])?.[0] ?? sub.results.at(-1)?.errors?.[0];
+    expect(error?.extensions?.code).toBe('FORBIDDEN');
+  });
 });

@@ -73,6 +73,14 @@ export function createStreamService(db: Database) {
       return [...new Set(members.map((m) => m.userId))];
     },
 
+    async isMember(conversationId: string, userId: string): Promise<boolean> {
+      const row = await db.conversationMember.findUnique({
+        where: { conversationId_userId: { conversationId, userId } },
+        select: { userId: true },
+      });
+      return row !== null;
+    },
+
     async memberIds(conversationId: string): Promise<string[]> {
       const rows = await db.conversationMember.findMany({ where: { conversationId }, select: { userId: true } });
       return rows.map((row) => row.userId);

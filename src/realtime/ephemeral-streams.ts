@@ -64,19 +64,21 @@ export class TypingStream extends RoutedStream implements TypingListener {
   private conversationId = '';
   private stopWatching: (() => void) | undefined;
 
-  async start(start: StreamStart): Promise<this> {
-    this.conversationId = start.conversationId;
+  /** `authorize` runs once the user's channel is live (see ConversationStream.start). */
+  async start(conversationId: string, authorize: () => Promise<StreamStart>): Promise<this> {
+    this.conversationId = conversationId;
     try {
       // The user channel (small conversations) and, via the feed, the
       // conversation channel (large ones) are where typing events travel.
       await this.deps.router.attachUser(this.userId, this);
+      const start = await authorize();
       [this.feed] = await this.deps.router.acquire([{ id: start.conversationId, memberCount: start.memberCount }]);
     } catch (error) {
       this.finish();
       throw error;
     }
     if (this.closed) this.teardown();
-    else this.stopWatching = this.deps.router.watchTyping(start.conversationId, this);
+    else this.stopWatching = this.deps.router.watchTyping(conversationId, this);
     return this;
   }
 

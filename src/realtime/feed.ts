@@ -38,6 +38,7 @@ interface Group {
 }
 
 const RENDER_CACHE = 32;
+const RENDER_FAILED = JSON.stringify({ errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
 const PAGE = 200;
 
 export interface FeedOptions {
@@ -79,7 +80,9 @@ export class ConversationFeed {
   private initialized = false;
   private whenInitialized: Promise<void>;
   private markInitialized!: () => void;
+  private markFailed!: (error: unknown) => void;
   private early: MessageRecord[] = [];
+  private catchUpAfterInit = 0;
   private pending = new Map<number, MessageRecord>();
   private fillTarget = 0;
   private filling = false;
@@ -95,7 +98,12 @@ export class ConversationFeed {
     this.onError = options.onError;
     this.recentCapacity = options.recentCapacity;
     this.onEmit = options.onEmit;
-    this.whenInitialized = new Promise((resolve) => (this.markInitialized = resolve));
+    this.whenInitialized = new Promise((resolve, reject) => {
+      this.markInitialized = resolve;
+      this.markFailed = reject;
+    });
+    this.whenInitialized.catch(() => {}); // observed by join(); unobserved failures are not errors
+
   }
 
   /**
@@ -111,6 +119,14 @@ export class ConversationFeed {
     const early = this.early;
     this.early = [];
     for (const message of early) this.push(message);
+    if (this.catchUpAfterInit > this.orderedSeq) this.requestFill(this.catchUpAfterInit + 1);
+  }
+
+  /** The starting point could not be read: every member waiting to join fails (and resubscribes). */
+  fail(error: unknown): void {
+    if (this.initialized) return;
+    this.early = [];
+    this.markFailed(error);
   }
 
   /** A message from the bus (or a gap fill). Duplicates and stale seqs are dropped here. */
@@ -134,7 +150,12 @@ export class ConversationFeed {
    * the bus did not bring (after a reconnect, or a channel switch).
    */
   catchUpTo(lastSeq: number): void {
-    if (!this.initialized || lastSeq <= this.orderedSeq) return;
+    if (!this.initialized) {
+      // Not started yet: remember it, initialize() may read an older seq.
+      this.catchUpAfterInit = Math.max(this.catchUpAfterInit, lastSeq);
+      return;
+    }
+    if (lastSeq <= this.orderedSeq) return;
     this.requestFill(lastSeq + 1);
   }
 
@@ -219,18 +240,24 @@ export class ConversationFeed {
     try {
       while (this.queue.length > 0) {
         const message = this.queue.shift()!;
-        const payloads = new Map<Group, string | Promise<string>>();
-        let async = false;
+        const payloads = new Map<Group, string>();
+        // A member may join live while a render is awaited, possibly with a
+        // share key no group had: render until every current group has its
+        // payload, so nobody who is live when the message is handed out misses it.
+        for (;;) {
+          const waiting: Promise<void>[] = [];
+          for (const group of this.groups.values()) {
+            if (payloads.has(group)) continue;
+            const payload = this.renderFor(group, message);
+            if (typeof payload === 'string') payloads.set(group, payload);
+            else waiting.push(payload.then((json) => void payloads.set(group, json)));
+          }
+          if (waiting.length === 0) break;
+          await Promise.all(waiting);
+        }
         for (const group of this.groups.values()) {
-          const payload = this.renderFor(group, message);
-          if (typeof payload !== 'string') async = true;
-          payloads.set(group, payload);
-        }
-        if (async) {
-          for (const [group, payload] of payloads) payloads.set(group, await payload);
-        }
-        for (const [group, payload] of payloads) {
-          for (const member of group.members) this.hand(member, message, payload as string);
+          const payload = payloads.get(group)!;
+          for (const member of group.members) this.hand(member, message, payload);
         }
         for (const member of this.solo) this.hand(member, message, undefined);
         this.emittedSeq = message.seq;
@@ -257,7 +284,17 @@ export class ConversationFeed {
   private renderFor(group: Group, message: MessageRecord): string | Promise<string> {
     let payload = group.rendered.get(message.seq);
     if (payload === undefined) {
-      payload = group.render(message);
+      // A render that throws must not cost the message: its subscribers get an error payload instead.
+      const failed = (error: unknown) => {
+        this.onError(error, 'render');
+        return RENDER_FAILED;
+      };
+      try {
+        payload = group.render(message);
+        if (typeof payload !== 'string') payload = payload.catch(failed);
+      } catch (error) {
+        payload = failed(error);
+      }
       group.rendered.set(message.seq, payload);
       if (group.rendered.size > RENDER_CACHE) group.rendered.delete(group.rendered.keys().next().value!);
     }

@@ -1,6 +1,7 @@
 import type { GraphQLResolveInfo } from 'graphql';
 import type { Config } from '../config.js';
 import { createSharedContext, requireViewer, type Context } from '../context.js';
+import { conversationIdArgument } from '../chat/validate.js';
 import type { Services } from '../services.js';
 import { ignoreObserver, type EventBus, type RealtimeObserver } from './bus.js';
 import { PresenceStream, TypingStream } from './ephemeral-streams.js';
@@ -62,13 +63,13 @@ export function createRealtime(options: {
     },
     async typing(context, args, info) {
       const viewer = requireViewer(context);
-      const start = await services.streams.conversation(viewer, args.conversationId, null);
-      return new TypingStream(context, info, deps).start(start);
+      const id = conversationIdArgument(args.conversationId);
+      return new TypingStream(context, info, deps).start(id, () => services.streams.conversation(viewer, id, null));
     },
     async messageAdded(context, args, info) {
       const viewer = requireViewer(context);
-      const start = await services.streams.conversation(viewer, args.conversationId, args.afterSeq);
-      return new ConversationStream(context, info, deps).start(start);
+      const id = conversationIdArgument(args.conversationId);
+      return new ConversationStream(context, info, deps).start(id, () => services.streams.conversation(viewer, id, args.afterSeq));
     },
     async inbox(context, args, info) {
       const viewer = requireViewer(context);
@@ -83,6 +84,7 @@ export function createRealtime(options: {
     maxSocketBufferBytes: config.maxSocketBufferBytes,
     onError,
     observer,
+    isMember: services.streams.isMember,
   };
   return realtime;
 }

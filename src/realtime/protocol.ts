@@ -42,9 +42,16 @@ export interface ProtocolOptions {
   onError: (error: unknown, what: string) => void;
 }
 
-/** An operation between its subscribe message and its stream existing (authorization runs meanwhile). */
-const STARTING: unique symbol = Symbol('starting');
-type Operation = RoutedStream | typeof STARTING;
+/**
+ * An operation between its subscribe message and its stream existing
+ * (authorization runs meanwhile). One per start, compared by identity: a
+ * client may complete an id and reuse it while the first start is running.
+ */
+class Starting {}
+type Operation = RoutedStream | Starting;
+
+/** Longest query text accepted over the socket; bounds the document and renderer caches per entry. */
+const MAX_QUERY_LENGTH = 16 * 1024;
 
 /**
  * Everything the server keeps for one socket. One object with no closures:
@@ -164,6 +171,11 @@ export function createProtocol(options: ProtocolOptions) {
     }
     await options.onViewer(viewer);
     await options.presence.connected(viewer.id, connection.connectionId);
+    if (connection.socket.readyState !== connection.socket.OPEN) {
+      // It closed while we verified and registered it; close() saw no viewer, so undo here.
+      await options.presence.disconnected(viewer.id, connection.connectionId);
+      return;
+    }
     connection.viewer = viewer;
     connection.context = options.createContext(viewer);
     connection.send({ type: MessageType.ConnectionAck });
@@ -179,13 +191,17 @@ export function createProtocol(options: ProtocolOptions) {
       connection.socket.close(CloseReason.SubscriberAlreadyExists, `Subscriber for ${id} already exists`);
       return;
     }
-    connection.set(id, STARTING);
-    const document = documents(payload.query);
+    const starting = new Starting();
+    connection.set(id, starting);
     const fail = (errors: readonly GraphQLError[]) => {
-      if (connection.get(id) !== STARTING) return;
+      if (connection.get(id) !== starting) return;
       connection.delete(id);
       connection.send({ id, type: MessageType.Error, payload: errors.map((error) => options.maskError(error).toJSON()) });
     };
+    if (payload.query.length > MAX_QUERY_LENGTH) {
+      return fail([new GraphQLError(`Query too long (over ${MAX_QUERY_LENGTH} characters)`, { extensions: { code: 'BAD_USER_INPUT' } })]);
+    }
+    const document = documents(payload.query);
     if (Array.isArray(document)) return fail(document as readonly GraphQLError[]);
     const operation = getOperationAST(document as DocumentNode, payload.operationName);
     if (!operation) return fail([new GraphQLError('Unable to identify operation')]);
@@ -205,7 +221,7 @@ export function createProtocol(options: ProtocolOptions) {
       const started = performance.now();
       const result = mask(await execute(args));
       options.onOperation?.(ids, args.document, args.operationName, (performance.now() - started) / 1000, codesOf(result));
-      if (connection.get(id) !== STARTING) return; // completed by the client meanwhile
+      if (connection.get(id) !== starting) return; // completed by the client meanwhile
       connection.delete(id);
       connection.send({ id, type: MessageType.Next, payload: result });
       connection.send({ id, type: MessageType.Complete });
@@ -222,14 +238,14 @@ export function createProtocol(options: ProtocolOptions) {
     (args.contextValue as { transport?: unknown }).transport = undefined;
     if (!(source instanceof RoutedStream)) {
       if (Symbol.asyncIterator in source) throw new Error('Every subscription must be routed (return a RoutedStream)');
-      if (connection.get(id) !== STARTING) return;
+      if (connection.get(id) !== starting) return;
       connection.delete(id);
       // As graphql-ws does for a subscription that cannot start: its errors as a result, then complete.
       connection.send({ id, type: MessageType.Next, payload: mask(source as ExecutionResult) });
       connection.send({ id, type: MessageType.Complete });
       return;
     }
-    if (connection.get(id) !== STARTING) {
+    if (connection.get(id) !== starting) {
       void source.return(); // the client completed it (or the socket closed) while it started
       return;
     }

@@ -28,8 +28,18 @@ export async function createRedisBus(url: string, name: string): Promise<EventBu
   let connectedOnce = false;
   subscriber.on('ready', () => {
     // A reconnect resubscribes every channel (ioredis autoResubscribe), but
-    // whatever was published while we were away is gone: ask consumers to resync.
-    if (connectedOnce) for (const listener of resyncListeners) listener();
+    // whatever was published while we were away is gone: ask consumers to
+    // resync, once the resubscriptions are acknowledged (a PING is answered
+    // after them), so that nothing falls between their database read and
+    // the channels being live again.
+    if (connectedOnce) {
+      subscriber.ping().then(
+        () => {
+          for (const listener of resyncListeners) listener();
+        },
+        () => {},
+      );
+    }
     connectedOnce = true;
   });
   await Promise.all([publisher.ping(), subscriber.ping()]);

@@ -96,7 +96,7 @@ export interface SharedRenderer {
 }
 
 const renderers = new Map<string, SharedRenderer>();
-const RENDERERS_MAX = 10_000;
+const RENDERERS_MAX = 2_000;
 
 /**
  * The shared renderer of this subscription. Two subscriptions share one when

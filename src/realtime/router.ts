@@ -118,6 +118,10 @@ export class Router {
         this.feeds.set(id, entry);
         created.push(entry);
         if (memberCount > this.options.fanoutDirectMax) this.subscribeConversation(entry);
+      } else if (memberCount !== entry.feed.memberCount) {
+        // The caller read the member count just now: if a `resized` event was
+        // lost, this is where the feed learns the conversation grew.
+        this.resized(id, memberCount);
       }
       entry.feed.refs++;
       return entry.feed;
@@ -128,7 +132,13 @@ export class Router {
         const seqs = await this.options.store.lastSeqs(created.map((entry) => entry.feed.conversationId));
         for (const entry of created) entry.feed.initialize(seqs.get(entry.feed.conversationId) ?? 0);
       } catch (error) {
-        for (const feed of result) this.release(feed);
+        // Feeds created here never got a starting point: take them out, and
+        // fail any other subscriber already waiting on them (it resubscribes).
+        for (const entry of created) {
+          entry.feed.fail(error);
+          this.drop(entry);
+        }
+        for (const feed of result) if (!created.some((entry) => entry.feed === feed)) this.release(feed);
         throw error;
       }
     }

@@ -43,6 +43,8 @@ export interface StreamDeps {
   maxSocketBufferBytes: number;
   onError: (error: unknown, what: string) => void;
   observer: RealtimeObserver;
+  /** For rechecks after a bus reconnect, when a `left` event may have been lost. */
+  isMember: (conversationId: string, userId: string) => Promise<boolean>;
 }
 
 /**
@@ -152,6 +154,11 @@ export abstract class RoutedStream implements AsyncIterableIterator<StreamEvent>
     return this.done;
   }
 
+  /** The error the stream ended with, if it ended by itself with one. */
+  protected get endedWith(): GraphQLError | undefined {
+    return this.failure;
+  }
+
   // The stream is the feed sink of every conversation it follows: no
   // per-conversation objects or closures (memory per subscription matters).
   get shareKey(): string | null {
@@ -252,10 +259,17 @@ export class ConversationStream extends RoutedStream {
   private conversationId = '';
 
   /** Call once, before handing the stream to graphql-js; authorization already happened. */
-  async start(start: StreamStart & { cursor: number }): Promise<this> {
-    this.conversationId = start.conversationId;
+  /**
+   * `authorize` runs after the user's channel is live: a removal committed
+   * after the authorization then arrives as a `left` event, which ends the
+   * stream, instead of falling between the check and the subscription.
+   */
+  async start(conversationId: string, authorize: () => Promise<StreamStart & { cursor: number }>): Promise<this> {
+    this.conversationId = conversationId;
+    let start: StreamStart & { cursor: number };
     try {
       await this.deps.router.attachUser(this.userId, this);
+      start = await authorize();
       const [feed] = await this.deps.router.acquire([{ id: start.conversationId, memberCount: start.memberCount }]);
       this.feed = feed!;
     } catch (error) {
@@ -264,6 +278,8 @@ export class ConversationStream extends RoutedStream {
     }
     if (this.closed) {
       this.teardown();
+      // Removed while starting: say so now, as an error of the subscribe.
+      if (this.endedWith) throw this.endedWith;
       return this;
     }
     this.member = { cursor: start.cursor, sink: this };
@@ -278,8 +294,14 @@ export class ConversationStream extends RoutedStream {
     this.finish(forbidden('You are no longer a member of this conversation'));
   }
 
+  /** Events may have been lost, a `left` among them: ask the database whether the viewer is still a member. */
   onResync(): void {
-    // The feed resyncs itself; a removal we missed is caught by the next send's authorization.
+    this.deps
+      .isMember(this.conversationId, this.userId)
+      .then((member) => {
+        if (!member) this.finish(forbidden('You are no longer a member of this conversation'));
+      })
+      .catch((error) => this.deps.onError(error, 'membership recheck'));
   }
 
   protected teardown(): void {
@@ -313,14 +335,21 @@ export class InboxStream extends RoutedStream {
     try {
       // Channel first, then the database: a change after the read arrives as an event.
       await this.deps.router.attachUser(this.userId, this);
-      const inbox = await loadInbox();
-      if (announce) {
-        for (const entry of inbox) {
-          if (cursors.has(entry.conversationId)) continue;
-          await this.output.send({ kind: 'ConversationJoined', conversationId: entry.conversationId, afterSeq: entry.lastSeq }, undefined);
+      // The first load and attach are the first step of the chain that applies
+      // membership events, so a `left` that arrives meanwhile is applied after
+      // it (and detaches what it just attached) rather than before it.
+      const first = this.changes.then(async () => {
+        const inbox = await loadInbox();
+        if (announce) {
+          for (const entry of inbox) {
+            if (cursors.has(entry.conversationId)) continue;
+            await this.output.send({ kind: 'ConversationJoined', conversationId: entry.conversationId, afterSeq: entry.lastSeq }, undefined);
+          }
         }
-      }
-      await this.attach(inbox, (entry) => Math.min(cursors.get(entry.conversationId) ?? entry.lastSeq, entry.lastSeq));
+        await this.attach(inbox, (entry) => Math.min(cursors.get(entry.conversationId) ?? entry.lastSeq, entry.lastSeq));
+      });
+      this.changes = first.catch(() => {});
+      await first;
     } catch (error) {
       this.finish();
       throw error;

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MessageRecord } from '../src/chat/records.js';
+import { ConversationFeed, type FeedMember, type FeedSink } from '../src/realtime/feed.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { TestServer, uid } from './support/server.js';
+
+// The per-conversation feed on its own, reading real stored messages from
+// PostgreSQL, with sinks whose rendering can be made asynchronous to open the
+// windows a subscriber can fall into.
+
+let db: TestDatabase;
+let server: TestServer;
+let conversationId: string;
+let stored: MessageRecord[];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  server = await TestServer.start({ DATABASE_URL: db.url });
+  const alice = await server.user(uid('alice'));
+  conversationId = (await alice.ok('mutation { createGroup(title: "feed", memberIds: []) { id } }')).createGroup.id;
+  for (let i = 1; i <= 6; i++) {
+    await alice.ok('mutation($c: ID!, $m: String!) { sendMessage(conversationId: $c, body: $m, clientMessageId: $m) { seq } }', { c: conversationId, m: `m${i}` });
+  }
+  stored = await server.app.services.messages.range(conversationId, 0, 100);
+});
+afterAll(async () => {
+  await server?.stop();
+  await db?.drop();
+});
+
+function feed() {
+  const errors: unknown[] = [];
+  const f = new ConversationFeed({
+    conversationId,
+    store: { range: server.app.services.messages.range },
+    recentCapacity: 0,
+    onError: (error) => errors.push(error),
+  });
+  return { feed: f, errors };
+}
+
+/** A subscriber: records seqs it is handed; `slow` makes its rendering asynchronous. */
+function subscriber(shareKey: string, cursor: number, slow?: () => Promise<void>) {
+  const seqs: number[] = [];
+  const sink: FeedSink = {
+    shareKey,
+    render: (message) => (slow ? slow().then(() => `{"seq":${message.seq}}`) : `{"seq":${message.seq}}`),
+    deliver: (message) => seqs.push(message.seq),
+    closed: false,
+  };
+  const member: FeedMember = { cursor, sink };
+  return { member, seqs };
+}
+
+const until = async (predicate: () => boolean) => {
+  const deadline = Date.now() + 5000;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+};
+
+describe('the conversation feed', () => {
+  it('hands a message to a member that joins live while that message is still being rendered', async () => {
+    const { feed: f } = feed();
+    f.initialize(0);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const a = subscriber('shape A', 0, () => gate);
+    await f.join(a.member);
+    f.push(stored[0]!); // seq 1: A's render is now pending
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const b = subscriber('shape B', 0); // another selection, joining live during the render
+    await f.join(b.member);
+    release();
+    f.push(stored[1]!);
+    await until(() => a.seqs.length === 2 && b.seqs.length === 2);
+    expect(a.seqs).toEqual([1, 2]);
+    expect(b.seqs).toEqual([1, 2]);
+  });
+
+  it('emits each seq once and in order when events are lost, duplicated and reordered', async () => {
+    const { feed: f } = feed();
+    f.initialize(0);
+    const a = subscriber('shape A', 0);
+    await f.join(a.member);
+    // 1, then 4 (2 and 3 lost), then 3 late, 1 again, 6 before 5, 5.
+    for (const seq of [1, 4, 3, 1, 6, 5]) f.push(stored[seq - 1]!);
+    await until(() => a.seqs.length >= 6);
+    expect(a.seqs).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('catches a member up from its cursor before it goes live, without repeating what it has', async () => {
+    const { feed: f } = feed();
+    f.initialize(4);
+    f.push(stored[4]!); // 5
+    const behind = subscriber('shape A', 2);
+    const ahead = subscriber('shape A', 5);
+    await Promise.all([f.join(behind.member), f.join(ahead.member)]);
+    f.push(stored[5]!); // 6
+    await until(() => behind.seqs.includes(6) && ahead.seqs.includes(6));
+    expect(behind.seqs).toEqual([3, 4, 5, 6]);
+    expect(ahead.seqs).toEqual([6]);
+  });
+
+  it('fails the members waiting for it when its starting point cannot be read', async () => {
+    const { feed: f } = feed();
+    const waiting = subscriber('shape A', 0);
+    const joined = f.join(waiting.member);
+    f.fail(new Error('database unavailable'));
+    await expect(joined).rejects.toThrow('database unavailable');
+  });
+});
