@@ -1,8 +1,7 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
-import pg from 'pg';
 import WebSocket from 'ws';
-import { applyMigrations } from '../src/db/migrate.js';
+import { createBenchDatabase, seedGroups } from './database.js';
 import { heapByConstructor, printDiff } from './heap-diff.js';
 import { startChatServer } from './processes.js';
 
@@ -10,30 +9,16 @@ import { startChatServer } from './processes.js';
  * `npm run bench:memory`: where the memory of an idle connection and of its
  * subscription goes, by constructor (heap snapshots diffed through the
  * inspector, after forced GCs). The tool behind the memory work in the README.
- * Needs DATABASE_URL (a database is created and dropped).
+ * Uses DATABASE_URL's server, or an embedded PostgreSQL (a database is created and dropped).
  */
 const N = Number(process.env.CONNECTIONS ?? 2000);
 const SECRET = randomBytes(32).toString('hex');
-const base = process.env.DATABASE_URL;
-if (!base) throw new Error('set DATABASE_URL');
-const name = `chat_memory_${randomBytes(3).toString('hex')}`;
-const admin = new pg.Client({ connectionString: base });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${name}`);
-await admin.end();
-const url = new URL(base);
-url.pathname = `/${name}`;
-await applyMigrations(url.toString());
-const db = new pg.Client({ connectionString: url.toString() });
-await db.connect();
-const users = Array.from({ length: N }, (_, i) => `mem-${i}`);
-const conversation = randomUUID();
-await db.query(`INSERT INTO users (id, name) SELECT u, u FROM unnest($1::text[]) u`, [users]);
-await db.query(`INSERT INTO conversations (id, kind, title, member_count) VALUES ($1, 'GROUP', 'memory', $2)`, [conversation, N]);
-await db.query(`INSERT INTO conversation_members (conversation_id, user_id) SELECT $1, u FROM unnest($2::text[]) u`, [conversation, users]);
-await db.end();
+const database = await createBenchDatabase('chat_memory');
+const { ids, members } = await seedGroups(database.url, 'mem', 1, N);
+const conversation = ids[0]!;
+const users = members[0]!;
 
-const chat = await startChatServer({ DATABASE_URL: url.toString(), JWT_SECRET: SECRET });
+const chat = await startChatServer({ DATABASE_URL: database.url, JWT_SECRET: SECRET });
 const key = new TextEncoder().encode(SECRET);
 const h0 = await heapByConstructor(chat.inspectPort);
 const m0 = await chat.memory();
@@ -64,8 +49,5 @@ console.log(`\nper subscription: ${kb(m2.heapUsed + m2.external - m1.heapUsed - 
 printDiff(h1, h2, N, 25);
 for (const socket of sockets) socket.terminate();
 await chat.stop();
-const drop = new pg.Client({ connectionString: base });
-await drop.connect();
-await drop.query(`DROP DATABASE ${name} WITH (FORCE)`);
-await drop.end();
+await database.drop();
 process.exit(0);

@@ -1,10 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { signToken } from '../src/auth.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.js';
-import { applyMigrations } from '../src/db/migrate.js';
+import { createBenchDatabase, seedGroups } from './database.js';
 import { Clients, startBaseline, startChatServer, type Measured } from './processes.js';
 
 /**
@@ -43,61 +41,6 @@ const percentile = (values: number[], p: number) => {
 };
 const round = (n: number, digits = 1) => Number(n.toFixed(digits));
 const log = (line: string) => console.log(`  ${line}`);
-
-async function createDatabase(): Promise<{ url: string; drop(): Promise<void>; embedded?: EmbeddedDatabase }> {
-  let base = process.env.DATABASE_URL;
-  let embedded: EmbeddedDatabase | undefined;
-  if (!base) {
-    embedded = await startEmbeddedPostgres('.data/bench');
-    base = embedded.url;
-  }
-  const name = `chat_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  await applyMigrations(url.toString());
-  return {
-    url: url.toString(),
-    embedded,
-    async drop() {
-      const client = new pg.Client({ connectionString: base });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
-      await embedded?.stop();
-    },
-  };
-}
-
-/** Users and group conversations written straight to the database: setup is not what we measure. */
-async function seedGroups(url: string, prefix: string, groups: number, size: number): Promise<{ ids: string[]; members: string[][] }> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const ids: string[] = [];
-    const members: string[][] = [];
-    for (let g = 0; g < groups; g++) {
-      const id = randomUUID();
-      const users = Array.from({ length: size }, (_, m) => `${prefix}-${g}-${m}`);
-      await client.query(`INSERT INTO users (id, name) SELECT u, u FROM unnest($1::text[]) u ON CONFLICT DO NOTHING`, [users]);
-      await client.query(`INSERT INTO conversations (id, kind, title, member_count) VALUES ($1, 'GROUP', $2, $3)`, [id, `${prefix} ${g}`, size]);
-      await client.query(
-        `INSERT INTO conversation_members (conversation_id, user_id, role)
-         SELECT $1, u, CASE WHEN ord = 1 THEN 'OWNER' ELSE 'MEMBER' END::member_role FROM unnest($2::text[]) WITH ORDINALITY AS t(u, ord)`,
-        [id, users],
-      );
-      await client.query(`INSERT INTO user_conversations (user_id, conversation_id) SELECT u, $1 FROM unnest($2::text[]) u`, [id, users]);
-      ids.push(id);
-      members.push(users);
-    }
-    return { ids, members };
-  } finally {
-    await client.end();
-  }
-}
 
 /** Sends over a graphql-ws socket, as a chat client holding one socket would (mutations are allowed over it). */
 async function socketSender(port: number, userId: string) {
@@ -152,9 +95,9 @@ async function sender(port: number, userId: string) {
 const FANOUT_QUERY = 'subscription($c: ID!) { messageAdded(conversationId: $c) { id seq body createdAt sender { id name } } }';
 
 /** Size of the frame a fan-out subscriber receives, to make the raw baseline send the same bytes. */
-function frameSize(conversationId: string, seq: number): number {
+function frameSize(seq: number): number {
   const payload = { data: { messageAdded: { id: randomUUID(), seq, body: 'fan-out bench message', createdAt: new Date().toISOString(), sender: { id: 'fan-0-0', name: 'fan-0-0' } } } };
-  return JSON.stringify({ id: '1', type: 'next', payload }).length + conversationId.length * 0;
+  return JSON.stringify({ id: '1', type: 'next', payload }).length;
 }
 
 async function fanout(databaseUrl: string) {
@@ -185,7 +128,7 @@ async function fanout(databaseUrl: string) {
   t = now();
   const seqs = await Promise.all(Array.from({ length: BURST }, () => send(conversation, 'fan-out bench message')));
   const chatRate = (BURST * MEMBERS) / (((await clients.waitFor(seqs, MEMBERS, 120_000)) - t) / 1000);
-  const size = frameSize(conversation, seqs[0]!);
+  const size = frameSize(seqs[0]!);
   await clients.close();
   await chat.stop();
 
@@ -281,7 +224,7 @@ async function latency(databaseUrl: string) {
 }
 
 async function main() {
-  const database = await createDatabase();
+  const database = await createBenchDatabase('chat_bench');
   const results: Record<string, unknown> = { at: new Date().toISOString(), node: process.version };
   try {
     if (!args.only || args.only === 'fanout') results.fanout = await fanout(database.url);

@@ -94,8 +94,6 @@ export function createResumer(options: ResumerOptions): Resumer {
       try {
         await catchUp({ ...announce, announceNew: synced, onJoined });
         if (!current(e)) return;
-        // The subscription resumes from these cursors, so they are no longer estimates.
-        sequencer.settle();
         stopInbox = options.subscribe(sequencer.cursors(), handlers(e));
         // The subscription was asked to announce every conversation missing
         // from these cursors (with its exact starting seq), so one created or

@@ -29,12 +29,6 @@ export interface SequencerOptions {
 interface Track {
   /** Highest seq delivered with nothing missing before it. */
   cursor: number;
-  /**
-   * The cursor is an estimate (a conversation joined on the live stream,
-   * before any of its messages): the first live message says where the
-   * server really starts, and the cursor moves there.
-   */
-  provisional: boolean;
   /** Messages ahead of a gap, by seq, waiting for the gap to be filled. */
   ahead: Map<number, Message>;
   /** Catch up at least to here (a seq seen ahead of a gap, or lastSeq seen in the conversation list). */
@@ -62,7 +56,7 @@ export class Sequencer {
     this.options = options;
   }
 
-  /** Cursors of every followed conversation (provisional ones included: they are where a resume starts). */
+  /** Cursors of every followed conversation: where a resume starts. */
   cursors(): Cursors {
     const cursors: Cursors = {};
     for (const [conversationId, track] of this.tracks) cursors[conversationId] = track.cursor;
@@ -74,23 +68,15 @@ export class Sequencer {
   }
 
   /** Starts following a conversation from `cursor` (no-op if already followed). */
-  follow(conversationId: string, cursor: number, options: { provisional?: boolean } = {}): void {
+  follow(conversationId: string, cursor: number): void {
     if (this.tracks.has(conversationId)) return;
-    this.tracks.set(conversationId, { cursor, provisional: options.provisional ?? false, ahead: new Map(), target: cursor, catchingUp: undefined });
+    this.tracks.set(conversationId, { cursor, ahead: new Map(), target: cursor, catchingUp: undefined });
     this.options.onCursorsChange();
   }
 
   /** Stops following (the viewer left); an ongoing catch-up notices and stops. */
   forget(conversationId: string): void {
     if (this.tracks.delete(conversationId)) this.options.onCursorsChange();
-  }
-
-  /**
-   * A new subscription is about to start from the current cursors: estimates
-   * become the real starting points, since the server now resumes from them.
-   */
-  settle(): void {
-    for (const track of this.tracks.values()) track.provisional = false;
   }
 
   /**
@@ -122,14 +108,6 @@ export class Sequencer {
       if (source !== 'live' && source !== 'sent') return;
       this.follow(conversationId, message.seq - 1);
       track = this.tracks.get(conversationId)!;
-    } else if (track.provisional) {
-      if (source === 'sent') return; // the live stream will bring it; the cursor is not settled yet
-      if (source === 'live') {
-        // The server attached right after the join, which can be before our
-        // estimate (a message sent while the join event was rendered).
-        if (message.seq <= track.cursor) track.cursor = message.seq - 1;
-        track.provisional = false;
-      }
     }
     if (message.seq <= track.cursor) return; // already delivered
     if (message.seq === track.cursor + 1) {
@@ -142,8 +120,6 @@ export class Sequencer {
   }
 
   private advance(track: Track, message: Message): void {
-    // Once something is delivered the cursor is real: never move it back.
-    track.provisional = false;
     track.cursor = message.seq;
     this.options.deliver(message);
     // Drain whatever was waiting behind this one.

@@ -1,7 +1,7 @@
 import type { Viewer } from '../auth.js';
 import type { Database } from '../db/client.js';
 import { badInput } from '../errors.js';
-import { requireMember, toConversation, toView } from './access.js';
+import { requireMember, toView } from './access.js';
 import type { ChatEvents } from './events.js';
 import { directConversationId, newId } from './ids.js';
 import type { ConversationView, MemberRecord } from './records.js';
@@ -143,7 +143,5 @@ export function createConversationService(db: Database, users: UserService, even
       await events.membersJoined(id, everyone, 0, everyone.length);
       return toView(row, { role: 'OWNER', lastReadSeq: 0 });
     },
-
-    toConversation,
   };
 }

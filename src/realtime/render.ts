@@ -58,7 +58,7 @@ function shapeOf(info: GraphQLResolveInfo): OperationShape {
   return shape;
 }
 
-export function operationOf(info: GraphQLResolveInfo, variables: Record<string, unknown> | undefined): Operation {
+function operationOf(info: GraphQLResolveInfo, variables: Record<string, unknown> | undefined): Operation {
   return { schema: info.schema, document: shapeOf(info).document, operationName: info.operation.name?.value, variables };
 }
 
