@@ -1,125 +1,83 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createYoga, type YogaInitialContext } from 'graphql-yoga';
-import { createAuth } from './auth.js';
+import { createAuth, type Viewer } from './auth.js';
 import type { Config } from './config.js';
 import { createContext } from './context.js';
-import { createDatabase, pingDatabase, type QueryObserver } from './db/client.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
-import { applyMigrations } from './db/migrate.js';
+import { pingDatabase, type QueryObserver } from './db/client.js';
+import { openStorage } from './db/storage.js';
 import { maskError } from './errors.js';
+import { createHttpServer } from './http/server.js';
+import { MAX_REQUEST_BYTES } from './http/server.js';
+import { createGraphQLHttp, GRAPHQL_PATH } from './http/yoga.js';
 import type { Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { describe, recordOperation, useOperationTelemetry } from './telemetry.js';
-import { channels, type EventBus } from './realtime/bus.js';
-import { CloseReason } from './realtime/close-codes.js';
+import type { Broker } from './realtime/broker/broker.js';
+import { createMemoryBroker } from './realtime/broker/memory-broker.js';
+import { createRedisBroker } from './realtime/broker/redis-broker.js';
+import { channels, createPublisher, FanoutPolicy } from './realtime/fanout.js';
 import { createRealtime, type Realtime } from './realtime/index.js';
-import { createMemoryBus } from './realtime/memory-bus.js';
-import { createLocalPresence } from './realtime/presence.js';
-import { createPublisher } from './realtime/publisher.js';
-import { createRedisBus } from './realtime/redis-bus.js';
-import { createRedisPresence } from './realtime/redis-presence.js';
-import { createSocketServer, type SocketServer } from './realtime/socket-server.js';
+import { Operations } from './realtime/transport/operations.js';
+import { createSseTransport } from './realtime/transport/sse.js';
+import { createSocketServer } from './realtime/transport/ws-server.js';
 import { schema } from './schema/index.js';
 import { createServices, type Services } from './services.js';
+import { describe, recordOperation } from './telemetry.js';
 
-export const GRAPHQL_PATH = '/graphql';
-/** Largest HTTP request body accepted (a message body is at most a few KB). */
-const MAX_REQUEST_BYTES = 1024 * 1024;
+export { GRAPHQL_PATH };
 
 export interface RunningApp {
   port: number;
-  /** http://host:port/graphql (also the WebSocket endpoint, with ws://). */
+  /** http://host:port/graphql (also the WebSocket endpoint, with ws://, and the SSE endpoint). */
   url: string;
 }
 
 export interface App {
   start(port?: number, host?: string): Promise<RunningApp>;
-  /** Graceful: stops accepting, closes sockets with 1012, lets in-flight requests finish, releases everything. */
+  /** Graceful: stops accepting, closes sockets with 1012 and ends SSE streams, lets in-flight requests finish, releases everything. */
   stop(): Promise<void>;
   readonly services: Services;
   readonly realtime: Realtime;
   readonly databaseUrl: string;
 }
 
-const GRAPHIQL_QUERY = `# Paste a token into the Headers tab first:
-#   { "Authorization": "Bearer <token from npm run token -- alice Alice>" }
-query Me {
-  viewer { id name }
-  conversations(first: 10) {
-    edges { node { id kind title lastSeq unreadCount lastMessage { seq body sender { name } } } }
-  }
-}
-`;
-
-/**
- * Builds the whole server: storage (embedded PostgreSQL unless DATABASE_URL),
- * migrations, the event bus, services, and one HTTP server carrying Yoga
- * (queries, mutations, GraphiQL, SSE) and graphql-ws (WebSocket) on one port.
- */
 /** Optional observers, for metrics and for tests that inspect what the server does. */
 export interface AppHooks {
   /** Every SQL statement sent to PostgreSQL, with its duration. */
   onQuery?: QueryObserver;
 }
 
+/**
+ * Builds the whole server (docs/architecture.md, "The parts"): storage, the
+ * broker, the services, the delivery core, and one HTTP server carrying
+ * Yoga (queries, mutations, GraphiQL), Server-Sent Events and WebSocket on
+ * one port.
+ */
 export async function buildApp(config: Config, logger: Logger, hooks: AppHooks = {}): Promise<App> {
   const onError = (error: unknown, what: string) => logger.error({ err: error, what }, `realtime: ${what} failed`);
+  let connections = () => 0;
+  let poolStats = () => ({ total: 0, idle: 0, waiting: 0 });
+  const metrics = createMetrics({ connections: () => connections(), pool: () => poolStats() });
 
-  let embedded: EmbeddedDatabase | undefined;
-  let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
-    embedded = await startEmbeddedPostgres(config.dataDir, (line) => logger.debug({ postgres: line }));
-    databaseUrl = embedded.url;
-    logger.info({ dataDir: config.dataDir }, 'embedded PostgreSQL started');
-  }
   const cleanup: (() => Promise<unknown>)[] = [];
-  if (embedded) cleanup.push(() => embedded.stop());
+  const release = async () => {
+    for (const step of cleanup) await step().catch((error) => logger.warn({ err: error }, 'shutdown step failed'));
+  };
   try {
-    const applied = await applyMigrations(databaseUrl, { log: (line) => logger.info(line) });
-    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
-
-    let sockets: SocketServer | undefined;
-    let poolStats = () => ({ total: 0, idle: 0, waiting: 0 });
-    const metrics = createMetrics({ connections: () => sockets?.size ?? 0, pool: () => poolStats() });
-    const database = createDatabase(databaseUrl, config.databasePoolSize, (sql, ms, failed) => {
-      metrics.query(ms / 1000, failed);
-      hooks.onQuery?.(sql, ms, failed);
+    const storage = await openStorage({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: config.databasePoolSize,
+      logger,
+      onQuery: (sql, ms, failed) => {
+        metrics.query(ms / 1000, failed);
+        hooks.onQuery?.(sql, ms, failed);
+      },
     });
-    const db = database.db;
-    poolStats = database.poolStats;
-    cleanup.unshift(() => db.$disconnect());
-    const bus: EventBus = config.redisUrl ? await createRedisBus(config.redisUrl, `chat:${config.instanceId}`) : createMemoryBus();
-    cleanup.unshift(() => bus.close());
-    // Services announce committed changes through the publisher; the
-    // publisher and presence call back into services: bind that late.
-    let services!: Services;
-    const onPresenceChange = async (userId: string, online: boolean, at: Date) => {
-      await bus.publish(channels.presence(userId), { type: 'presence', userId, online }).catch((e) => onError(e, 'publish presence'));
-      await services.users.setLastSeen(userId, at).catch((e) => onError(e, 'last seen'));
-    };
-    const presence = config.redisUrl
-      ? await createRedisPresence(config.redisUrl, `chat:${config.instanceId}`, {
-          ttlMs: config.presenceTtlMs,
-          onChange: onPresenceChange,
-          onError,
-        })
-      : createLocalPresence(onPresenceChange);
-    cleanup.unshift(() => presence.close());
+    cleanup.unshift(() => storage.close());
+    poolStats = storage.poolStats;
 
-    const events = createPublisher({
-      bus,
-      presence,
-      fanoutDirectMax: config.fanoutDirectMax,
-      memberIds: (id) => services.streams.memberIds(id),
-      onError,
-      observer: metrics,
-    });
-    services = createServices(db, events, config);
-    const realtime = createRealtime({ bus, presence, services, config, onError, observer: metrics });
-    const auth = await createAuth(config);
+    const broker: Broker = config.redisUrl ? await createRedisBroker(config.redisUrl, `chat:${config.instanceId}`) : createMemoryBroker();
+    cleanup.unshift(() => broker.close());
 
-    /** Error masking for HTTP and WebSocket alike: count by code, log the unexpected. */
+    /** Error masking for every transport: count by code, log the unexpected. */
     const maskAndCount = (error: unknown) => {
       const masked = maskError(error);
       metrics.error(String(masked.extensions.code));
@@ -130,118 +88,95 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
       return masked;
     };
 
-    const yoga = createYoga<Record<string, unknown>, Record<string, unknown>>({
+    // Services announce committed changes through the publisher, which
+    // needs services for one rare read: bind that late.
+    let services!: Services;
+    const policy = new FanoutPolicy(config.fanoutDirectMax);
+    const events = createPublisher({ broker, policy, memberIds: (id) => services.streams.memberIds(id), onError, observer: metrics });
+    services = createServices(storage.db, events, config);
+    const realtime = await createRealtime({
+      broker,
+      policy,
+      services,
       schema,
-      graphqlEndpoint: GRAPHQL_PATH,
-      landingPage: false,
-      logging: {
-        debug: (...args) => logger.debug({ yoga: args.map(String).join(' ') }),
-        info: (...args) => logger.info({ yoga: args.map(String).join(' ') }),
-        warn: (...args) => logger.warn({ yoga: args.map(String).join(' ') }),
-        // Yoga reports every GraphQL error here, including a user's bad input
-        // (with the query text, which may hold a message body): keep it out of
-        // normal logs. Unexpected errors are logged below, without the query.
-        error: (...args) => logger.debug({ yoga: args.map(String).join(' ') }),
-      },
-      plugins: [useOperationTelemetry(logger, metrics)],
-      maskedErrors: { maskError: (error) => maskAndCount(error) },
-      graphiql: { title: 'Chat API', defaultQuery: GRAPHIQL_QUERY },
-      // Yoga types contexts as open records; ours is the closed `Context` interface.
-      context: async (initial: YogaInitialContext) => {
-        const viewer = await auth.fromAuthorizationHeader(initial.request.headers.get('authorization'));
-        if (viewer) await services.users.ensure(viewer);
-        return createContext({ viewer, services, realtime }) as never;
+      config,
+      maskError: maskAndCount,
+      onError,
+      observer: metrics,
+      onPresenceChange: async (userId, online, at) => {
+        await broker.publish(channels.presence(userId), { type: 'presence', userId, online }).catch((e) => onError(e, 'publish presence'));
+        await services.users.setLastSeen(userId, at).catch((e) => onError(e, 'last seen'));
       },
     });
+    cleanup.unshift(() => realtime.close());
 
-    let draining = false;
-    const httpServer = http.createServer((req, res) => {
-      const pathname = (req.url ?? '/').split('?')[0];
-      if (pathname === '/health') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-        return;
-      }
-      if (pathname === '/metrics') {
-        // Scraped per instance; the nginx template keeps it off the public port.
-        void metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text));
-        return;
-      }
-      if (pathname === '/ready') {
-        void (async () => {
-          const checks = {
-            draining,
-            database: await pingDatabase(db),
-            bus: await bus.healthy().catch(() => false),
-          };
-          const ready = !draining && checks.database && checks.bus;
-          res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, ...checks }));
-        })();
-        return;
-      }
-      // Queries are small; a huge body is a mistake or an attack, refused before anything parses it.
-      if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BYTES) {
-        res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end('{"errors":[{"message":"Request too large","extensions":{"code":"BAD_USER_INPUT"}}]}');
-        req.destroy();
-        return;
-      }
-      void yoga.handle(req, res);
+    const auth = await createAuth(config);
+    const newContext = (viewer: Viewer | null) => createContext({ viewer, services, realtime });
+    const ensureUser = (viewer: Viewer) => services.users.ensure(viewer);
+    const operations = new Operations({ schema, renderers: realtime.renderers, maskError: maskAndCount, onError });
+    const onOperation = (ids: Record<string, string>, document: Parameters<typeof describe>[0], operationName: string | null | undefined, seconds: number, errors: string[] | undefined) =>
+      recordOperation(logger, metrics, ids, describe(document, operationName), seconds, errors);
+    const onSubscriptionStart = (ids: Record<string, string>, document: Parameters<typeof describe>[0], operationName: string | null | undefined) =>
+      logger.debug({ ...ids, operation: describe(document, operationName) }, 'subscription started');
+    const transportOptions = {
+      operations,
+      renderers: realtime.renderers,
+      maskError: maskAndCount,
+      auth,
+      onViewer: ensureUser,
+      presence: realtime.presence,
+      observer: metrics,
+      onOperation,
+      onSubscriptionStart,
+      onError,
+      instanceId: config.instanceId,
+    };
+
+    const yoga = createGraphQLHttp({ schema, auth, logger, metrics, maskError: maskAndCount, ensureUser, createContext: newContext });
+    const sse = createSseTransport({
+      ...transportOptions,
+      createContext: newContext,
+      maxBufferedBytes: config.maxSocketBufferBytes,
+      keepAliveMs: config.wsKeepAliveMs,
+      maxBodyBytes: MAX_REQUEST_BYTES,
     });
-    // Keep-alive sockets from a load balancer must outlive its own idle timeout.
-    httpServer.keepAliveTimeout = 65_000;
+    const http = createHttpServer({
+      path: GRAPHQL_PATH,
+      graphql: (req, res) => yoga.handle(req, res),
+      sse,
+      webSocket: (httpServer) =>
+        createSocketServer({
+          ...transportOptions,
+          httpServer,
+          path: GRAPHQL_PATH,
+          createContext: newContext,
+          maxBufferedBytes: config.maxSocketBufferBytes,
+          keepAliveMs: config.wsKeepAliveMs,
+        }),
+      readiness: async () => ({ database: await pingDatabase(storage.db), broker: broker.healthy() }),
+      metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
+    });
+    connections = () => http.connections;
 
     let stopped = false;
-
     return {
       services,
       realtime,
-      databaseUrl,
+      databaseUrl: storage.url,
       async start(port = config.port, host = config.host) {
-        sockets = createSocketServer({
-          httpServer,
-          path: GRAPHQL_PATH,
-          schema,
-          createContext: (viewer) => createContext({ viewer, services, realtime }),
-          maskError: maskAndCount,
-          onOperation: (ids, document, operationName, seconds, errors) =>
-            recordOperation(logger, metrics, ids, describe(document, operationName), seconds, errors),
-          onSubscriptionStart: (ids, document, operationName) =>
-            logger.debug({ ...ids, operation: describe(document, operationName) }, 'subscription started'),
-          auth,
-          onViewer: (viewer) => services.users.ensure(viewer),
-          presence,
-          instanceId: config.instanceId,
-          keepAliveMs: config.wsKeepAliveMs,
-          onError,
-        });
-        await new Promise<void>((resolve, reject) => {
-          httpServer.once('error', reject);
-          httpServer.listen(port, host, () => {
-            httpServer.off('error', reject);
-            resolve();
-          });
-        });
-        const actual = (httpServer.address() as AddressInfo).port;
+        const actual = await http.listen(port, host);
         const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
         return { port: actual, url: `http://${shownHost}:${actual}${GRAPHQL_PATH}` };
       },
       async stop() {
         if (stopped) return;
         stopped = true;
-        draining = true;
-        // 1. No new connections; 2. sockets told to reconnect elsewhere;
-        // 3. in-flight HTTP requests finish (bounded); 4. release resources.
-        const httpClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
-        httpServer.closeIdleConnections();
-        await sockets?.close(CloseReason.ServiceRestart, 'Server restarting: reconnect and resume');
-        const forced = setTimeout(() => httpServer.closeAllConnections(), 10_000);
-        forced.unref();
-        if (httpServer.listening) await httpClosed;
-        clearTimeout(forced);
-        for (const step of cleanup) await step().catch((error) => logger.warn({ err: error }, 'shutdown step failed'));
+        await http.drain();
+        await release();
       },
     };
   } catch (error) {
-    for (const step of cleanup) await step().catch(() => {});
+    await release();
     throw error;
   }
 }

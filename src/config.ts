@@ -27,6 +27,12 @@ export interface Config {
   databasePoolSize: number;
   /** WebSocket heartbeat period; dead peers are dropped within two periods. */
   wsKeepAliveMs: number;
+  /**
+   * Period of the position check (ms): every instance compares each
+   * conversation it delivers with the database this often, so an event the
+   * broker lost reaches its subscribers within about this plus one read.
+   */
+  deliveryCheckMs: number;
   /** A user counts as online this long after their instance's last presence heartbeat. */
   presenceTtlMs: number;
   /** Name of this instance in presence and logs. */
@@ -91,6 +97,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     wsKeepAliveMs: integer(env, 'WS_KEEPALIVE_MS', 12_000, 100, 600_000),
     presenceTtlMs: integer(env, 'PRESENCE_TTL_MS', 30_000, 300, 3_600_000),
+    deliveryCheckMs: integer(env, 'DELIVERY_CHECK_MS', 2_000, 50, 60_000),
     instanceId: env.INSTANCE_ID || `${process.pid}`,
     logLevel,
   };

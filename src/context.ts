@@ -1,21 +1,9 @@
 import DataLoader from 'dataloader';
-import type { WebSocket } from 'ws';
 import type { Viewer } from './auth.js';
 import type { MessageRecord } from './chat/records.js';
 import type { Services } from './services.js';
 import { unauthenticated } from './errors.js';
 import type { Realtime } from './realtime/index.js';
-
-/** Set when an operation arrived over graphql-ws: lets subscriptions write straight to the socket. */
-export interface SocketTransport {
-  socket: WebSocket;
-  /** The graphql-ws operation id. */
-  id: string;
-  /** This connection's id (logs, presence). */
-  connectionId: string;
-  /** Variables as the client sent them (before coercion), for re-execution. */
-  variables: Record<string, unknown> | undefined;
-}
 
 export interface Loaders {
   lastMessage: DataLoader<{ id: string; lastSeq: number }, MessageRecord | null, string>;
@@ -34,7 +22,6 @@ export interface Context {
    * long-lived subscription never gets a stale answer (presence) for long.
    */
   readonly loaders: Loaders;
-  readonly transport?: SocketTransport;
 }
 
 const LOADER_LIFETIME_MS = 1000;
@@ -90,13 +77,8 @@ class LazyLoaders implements Loaders {
   }
 }
 
-/** The one context factory, for HTTP (through Yoga) and WebSocket operations alike. */
-export function createContext(parts: {
-  viewer: Viewer | null;
-  services: Services;
-  realtime: Realtime;
-  transport?: SocketTransport;
-}): Context {
+/** The one context factory, for every transport: HTTP (through Yoga), WebSocket and SSE alike. */
+export function createContext(parts: { viewer: Viewer | null; services: Services; realtime: Realtime }): Context {
   return { ...parts, loaders: new LazyLoaders(parts.services, parts.realtime) };
 }
 

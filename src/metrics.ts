@@ -12,12 +12,30 @@ export function createMetrics(sources: {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'chat_' });
 
-  const counts = { delivered: 0, messagesSent: 0 };
+  const counts = { delivered: 0, messagesSent: 0, publishFailed: 0, repaired: 0 };
   const subscriptions = new Map<string, number>();
 
+  new client.Counter({
+    name: 'chat_publish_failures_total',
+    help: 'Publishes the broker refused (Redis away); the position check delivers what they carried',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(counts.publishFailed);
+    },
+  });
+  new client.Counter({
+    name: 'chat_messages_repaired_total',
+    help: 'Messages a feed read from the database because the broker did not bring them (lost publishes, reconnects, position checks)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(counts.repaired);
+    },
+  });
   new client.Gauge({
     name: 'chat_connections',
-    help: 'Open WebSocket connections',
+    help: 'Open WebSocket connections and SSE streams',
     registers: [registry],
     collect() {
       this.set(sources.connections());
@@ -104,6 +122,12 @@ export function createMetrics(sources: {
     },
     messageSent() {
       counts.messagesSent++;
+    },
+    publishFailed() {
+      counts.publishFailed++;
+    },
+    repaired(count: number) {
+      counts.repaired += count;
     },
     subscriptionStarted(field: string) {
       subscriptions.set(field, (subscriptions.get(field) ?? 0) + 1);

@@ -19,7 +19,7 @@ export function createServices(db: Database, events: ChatEvents, config: Config)
     conversations: createConversationService(db, users, events),
     membership: createMembershipService(db, users, events),
     messages: createMessageService(db, users, events, config),
-    typing: createTypingService(db, events, config, streams.memberIds),
+    typing: createTypingService(db, events, streams.memberIds),
     streams,
   };
 }

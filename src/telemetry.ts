@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { getOperationAST, type DocumentNode, type ExecutionResult, type OperationDefinitionNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import type { SocketTransport } from './context.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
@@ -29,8 +28,7 @@ export function describe(document: DocumentNode, operationName: string | null | 
   return { type: operation?.operation ?? 'unknown', name: operation?.name?.value, fields: rootFields(operation) };
 }
 
-function idsOf(context: { request?: Request; transport?: SocketTransport }): Record<string, string> {
-  if (context.transport) return { connectionId: context.transport.connectionId, operationId: context.transport.id };
+function idsOf(context: { request?: Request }): Record<string, string> {
   return context.request ? { requestId: requestIdOf(context.request) } : {};
 }
 

@@ -47,9 +47,9 @@ const MULTI_SHARD_ON_PURPOSE: Listed[] = [
     why: 'inbox subscription: member count (delivery path) and last seq (cursor) of each of the subscriber\'s conversations, once per subscription, by primary key',
   },
   {
-    name: "new feeds' last seqs",
-    fragments: ['SELECT "public"."conversations"."id", "public"."conversations"."last_seq" FROM "public"."conversations" WHERE', IN_LIST],
-    why: 'an instance starting feeds for several conversations (or resyncing after a Redis reconnect) reads their last seqs in one statement, by primary key',
+    name: 'position check',
+    fragments: ['SELECT "public"."conversations"."id", "public"."conversations"."last_seq", "public"."conversations"."member_count" FROM "public"."conversations" WHERE', IN_LIST],
+    why: 'an instance starting feeds for several conversations, and its position check every DELIVERY_CHECK_MS, read where they stand in one statement per 1000, by primary key',
   },
   {
     name: "presence contacts' direct conversations",
@@ -87,6 +87,11 @@ const MULTI_SHARD_ON_PURPOSE: Listed[] = [
     name: 'users by id',
     fragments: ['FROM "public"."users" WHERE "public"."users".' + IN_LIST],
     why: 'names of message senders and members, presence and lastSeenAt of a page of users (DataLoader, getMany): one statement per batch, by primary key',
+  },
+  {
+    name: "members' inbox versions",
+    fragments: ['UPDATE "public"."users" SET "inbox_version" = ("public"."users"."inbox_version" + $) WHERE "public"."users".' + IN_LIST],
+    why: "a membership change bumps the inbox version of each user it concerns (the members of a new group, those added, the one who left), on each user's shard, in the same transaction",
   },
   {
     name: "members' inbox index rows",

@@ -37,7 +37,7 @@ describe('/metrics', () => {
     users.push(alice, ...members);
     const c = (await alice.ok('mutation($m: [ID!]!) { createGroup(title: "m", memberIds: $m) { id } }', { m: members.map((m) => m.id) })).createGroup.id;
     const before = await scrape();
-    const live = server.app.realtime.router.stats().live;
+    const live = server.app.realtime.hub.stats().live;
     const subs = members.map((m) => m.subscribe('subscription($c: ID!) { messageAdded(conversationId: $c, afterSeq: 0) { seq } }', { c }));
     await server.live(live + 3);
     for (let i = 0; i < 10; i++) await alice.ok(SEND, { c, b: `metric ${i}`, m: `mm${i}` });

@@ -40,7 +40,7 @@ describe.skipIf(!redisUrl)('the Redis bus between instances', () => {
     const alice = await on(a, 'alice');
     const bob = await on(b, 'bob');
     const c = (await alice.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: bob.id })).startDirectConversation.id;
-    const live = b.app.realtime.router.stats().live;
+    const live = b.app.realtime.hub.stats().live;
     const sub = bob.subscribe(MESSAGE_ADDED, { c });
     await b.live(live + 1);
     for (let i = 1; i <= 5; i++) await alice.ok(SEND, { c, b: `from a ${i}`, m: `m${i}` });

@@ -53,7 +53,7 @@ describe('messageAdded', () => {
   it('delivers messages live, in order, with the full payload', async () => {
     const [alice, bob] = [await user('alice'), await user('bob')];
     const c = await dm(alice, bob);
-    const live = server.app.realtime.router.stats().live;
+    const live = server.app.realtime.hub.stats().live;
     const sub = bob.subscribe(MESSAGE_ADDED, { c });
     await server.live(live + 1);
     for (let i = 1; i <= 3; i++) await send(alice, c, `hello ${i}`);
@@ -95,7 +95,7 @@ describe('messageAdded', () => {
   it('orders racing senders: each seq exactly once, in order, for every subscriber', async () => {
     const [alice, bob, carol, dave] = [await user('alice'), await user('bob'), await user('carol'), await user('dave')];
     const c = await group(alice, [bob, carol, dave]);
-    const live = server.app.realtime.router.stats().live;
+    const live = server.app.realtime.hub.stats().live;
     const subs = [dave.subscribe(MESSAGE_ADDED, { c }), dave.subscribe(MESSAGE_ADDED, { c }), bob.subscribe(MESSAGE_ADDED, { c })];
     await server.live(live + 3);
     await Promise.all(

@@ -46,3 +46,16 @@ export async function requireMember(db: Database, conversationId: string, userId
   if (exists) throw forbidden('You are not a member of this conversation');
   throw notFound(`Conversation ${conversationId} not found`);
 }
+
+type Tx = Parameters<Parameters<Database['$transaction']>[0]>[0];
+
+/**
+ * Records, in the transaction that changes them, that these users'
+ * conversations changed: instances holding their live subscriptions notice
+ * it within the delivery bound even if the broker loses the event
+ * (docs/architecture.md, "Position check").
+ */
+export async function bumpInboxVersions(tx: Tx, userIds: readonly string[]): Promise<void> {
+  if (userIds.length === 0) return;
+  await tx.user.updateMany({ where: { id: { in: [...userIds] } }, data: { inboxVersion: { increment: 1 } } });
+}

@@ -1,7 +1,7 @@
 import type { Viewer } from '../auth.js';
 import type { Database } from '../db/client.js';
 import { badInput } from '../errors.js';
-import { requireMember, toView } from './access.js';
+import { bumpInboxVersions, requireMember, toView } from './access.js';
 import type { ChatEvents } from './events.js';
 import { directConversationId, newId } from './ids.js';
 import type { ConversationView, MemberRecord } from './records.js';
@@ -118,9 +118,10 @@ export function createConversationService(db: Database, users: UserService, even
         const pair = [viewer.id, otherId];
         await tx.conversationMember.createMany({ data: pair.map((userId) => ({ conversationId: id, userId })) });
         await tx.userConversation.createMany({ data: pair.map((userId) => ({ conversationId: id, userId })) });
+        await bumpInboxVersions(tx, pair);
         return true;
       });
-      if (created) await events.membersJoined(id, [viewer.id, otherId], 0, 2);
+      if (created) events.membersJoined(id, [viewer.id, otherId], 0, 2);
       return requireMember(db, id, viewer.id);
     },
 
@@ -138,9 +139,10 @@ export function createConversationService(db: Database, users: UserService, even
           data: everyone.map((userId) => ({ conversationId: id, userId, role: userId === viewer.id ? 'OWNER' : 'MEMBER' })),
         });
         await tx.userConversation.createMany({ data: everyone.map((userId) => ({ conversationId: id, userId })) });
+        await bumpInboxVersions(tx, everyone);
         return conversation;
       });
-      await events.membersJoined(id, everyone, 0, everyone.length);
+      events.membersJoined(id, everyone, 0, everyone.length);
       return toView(row, { role: 'OWNER', lastReadSeq: 0 });
     },
   };

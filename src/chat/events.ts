@@ -1,26 +1,30 @@
 import type { DepartureReason, MessageRecord, UserRecord } from './records.js';
 
+/** Who is in a conversation, as the writing transaction saw it. */
+export interface Audience {
+  memberCount: number;
+  /** Every member when memberCount <= ChatEvents.memberListMax, otherwise null. */
+  memberIds: string[] | null;
+}
+
 /**
  * What the chat services announce after a change has committed. The realtime
- * layer implements it (publish to the bus); services never publish before
- * their transaction commits, so nothing is delivered that the database does
- * not hold.
+ * layer implements it (src/realtime/fanout.ts). Services never announce
+ * before their transaction commits, so nothing is delivered that the
+ * database does not hold; and they never wait for the announcement: delivery
+ * does not depend on it (docs/architecture.md, "Delivery guarantees").
  */
 export interface ChatEvents {
   /**
-   * A message was stored. `memberIds` is the full member list when the
-   * conversation is small enough to fan out on write, otherwise null.
+   * The largest conversation whose member list the announcer needs with an
+   * event (to publish to each member). Writers read the list in the same
+   * transaction only up to this size.
    */
-  messageSent(message: MessageRecord, audience: { memberCount: number; memberIds: string[] | null }): Promise<void>;
+  readonly memberListMax: number;
+  messageSent(message: MessageRecord, audience: Audience): void;
   /** Users joined; `lastSeq` is the conversation's seq at the join (they receive what follows). */
-  membersJoined(conversationId: string, userIds: string[], lastSeq: number, memberCount: number): Promise<void>;
-  membersLeft(conversationId: string, userIds: string[], reason: DepartureReason, memberCount: number): Promise<void>;
-  /** Ephemeral (never stored): `user` is typing until `expiresAt`, or stopped. Same audience rule as messages. */
-  typing(
-    conversationId: string,
-    user: UserRecord,
-    typing: boolean,
-    expiresAt: Date,
-    audience: { memberCount: number; memberIds: string[] | null },
-  ): Promise<void>;
+  membersJoined(conversationId: string, userIds: string[], lastSeq: number, memberCount: number): void;
+  membersLeft(conversationId: string, userIds: string[], reason: DepartureReason, memberCount: number): void;
+  /** Ephemeral (never stored): `user` is typing until `expiresAt`, or stopped. */
+  typing(conversationId: string, user: UserRecord, typing: boolean, expiresAt: Date, audience: Audience): void;
 }

@@ -1,7 +1,7 @@
 import type { Viewer } from '../auth.js';
 import type { Database } from '../db/client.js';
 import { badInput, forbidden, notFound } from '../errors.js';
-import { requireMember, toView } from './access.js';
+import { bumpInboxVersions, requireMember, toView } from './access.js';
 import { MAX_MEMBERS_PER_CALL } from './conversations.js';
 import type { ChatEvents } from './events.js';
 import type { ConversationView, DepartureReason } from './records.js';
@@ -45,6 +45,7 @@ export function createMembershipService(db: Database, users: UserService, events
 
       await tx.conversationMember.delete({ where: { conversationId_userId: { conversationId, userId } } });
       await tx.userConversation.deleteMany({ where: { userId, conversationId } });
+      await bumpInboxVersions(tx, [userId]);
       const updated = await tx.conversation.update({
         where: { id: conversationId },
         data: { memberCount: { decrement: 1 }, activeAt: new Date() },
@@ -64,7 +65,7 @@ export function createMembershipService(db: Database, users: UserService, events
       }
       return updated;
     });
-    await events.membersLeft(conversationId, [userId], reason, result.memberCount);
+    events.membersLeft(conversationId, [userId], reason, result.memberCount);
     return result;
   }
 
@@ -91,6 +92,7 @@ export function createMembershipService(db: Database, users: UserService, events
             data: joinedIds.map((userId) => ({ userId, conversationId })),
             skipDuplicates: true,
           });
+          await bumpInboxVersions(tx, joinedIds);
         }
         const updated = await tx.conversation.update({
           where: { id: conversationId },
@@ -101,7 +103,7 @@ export function createMembershipService(db: Database, users: UserService, events
         });
         return { row: updated, joined: joinedIds, lastSeq: conversation.lastSeq, viewerMember: member };
       });
-      if (joined.length > 0) await events.membersJoined(conversationId, joined, lastSeq, row.memberCount);
+      if (joined.length > 0) events.membersJoined(conversationId, joined, lastSeq, row.memberCount);
       return toView(row, viewerMember);
     },
 

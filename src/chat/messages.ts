@@ -102,7 +102,7 @@ export function createMessageService(db: Database, users: UserService, events: C
         rows = await db.$queryRaw`
           SELECT sent_seq, sent_at, members, member_ids
             FROM chat_send_message(${conversationId}::uuid, ${viewer.id}, ${messageId}::uuid, ${text}, ${cmid},
-                                   ${new Date()}::timestamptz, ${config.fanoutDirectMax}::integer)`;
+                                   ${new Date()}::timestamptz, ${events.memberListMax}::integer)`;
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
         const existing = await stored(conversationId, viewer.id, cmid);
@@ -124,7 +124,9 @@ export function createMessageService(db: Database, users: UserService, events: C
         clientMessageId: cmid,
         createdAt: row.sent_at,
       };
-      await events.messageSent(message, { memberCount: row.members, memberIds: row.member_ids });
+      // Announced, not awaited: the sender never waits for fan-out, and a lost
+      // announcement is repaired by the position check (docs/architecture.md).
+      events.messageSent(message, { memberCount: row.members, memberIds: row.member_ids });
       return message;
     },
 

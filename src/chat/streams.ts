@@ -35,13 +35,21 @@ export function createStreamService(db: Database) {
       return rows.map((row) => ({ conversationId: row.id, memberCount: row.memberCount, lastSeq: row.lastSeq }));
     },
 
-    async lastSeqs(conversationIds: readonly string[]): Promise<Map<string, number>> {
+    /** Where each conversation stands now: the position check's read (one statement per batch). */
+    async positions(conversationIds: readonly string[]): Promise<Map<string, { lastSeq: number; memberCount: number }>> {
       if (conversationIds.length === 0) return new Map();
       const rows = await db.conversation.findMany({
         where: { id: { in: [...conversationIds] } },
-        select: { id: true, lastSeq: true },
+        select: { id: true, lastSeq: true, memberCount: true },
       });
-      return new Map(rows.map((row) => [row.id, row.lastSeq]));
+      return new Map(rows.map((row) => [row.id, { lastSeq: row.lastSeq, memberCount: row.memberCount }]));
+    },
+
+    /** Each user's inbox version (bumped by every membership change of theirs); missing users are omitted. */
+    async inboxVersions(userIds: readonly string[]): Promise<Map<string, number>> {
+      if (userIds.length === 0) return new Map();
+      const rows = await db.user.findMany({ where: { id: { in: [...userIds] } }, select: { id: true, inboxVersion: true } });
+      return new Map(rows.map((row) => [row.id, row.inboxVersion]));
     },
 
     /**

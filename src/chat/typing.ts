@@ -1,5 +1,4 @@
 import type { Viewer } from '../auth.js';
-import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { requireMember } from './access.js';
 import type { ChatEvents } from './events.js';
@@ -14,7 +13,7 @@ const TYPING_COALESCE_MS = 2_000;
 export type TypingService = ReturnType<typeof createTypingService>;
 
 /** Typing indicators: ephemeral, never stored, coalesced and rate-limited, expiring by themselves. */
-export function createTypingService(db: Database, events: ChatEvents, config: Config, memberIds: (id: string) => Promise<string[]>) {
+export function createTypingService(db: Database, events: ChatEvents, memberIds: (id: string) => Promise<string[]>) {
   const limit = createRateLimiter('typing updates', 2, 20);
   const lastSent = new Map<string, number>();
 
@@ -29,8 +28,8 @@ export function createTypingService(db: Database, events: ChatEvents, config: Co
       if (typing) lastSent.set(key, now);
       else lastSent.delete(key);
       if (lastSent.size > 100_000) lastSent.clear();
-      const small = view.memberCount <= config.fanoutDirectMax;
-      await events.typing(conversationId, { id: viewer.id, name: viewer.name }, typing, new Date(now + TYPING_TTL_MS), {
+      const small = view.memberCount <= events.memberListMax;
+      events.typing(conversationId, { id: viewer.id, name: viewer.name }, typing, new Date(now + TYPING_TTL_MS), {
         memberCount: view.memberCount,
         memberIds: small ? await memberIds(conversationId) : null,
       });

@@ -49,11 +49,13 @@ export interface FeedOptions {
   onError: (error: unknown, what: string) => void;
   /** Called once per message this feed emits (for the delivery latency metric). */
   onEmit?: (message: MessageRecord) => void;
+  /** Called with the number of messages a fill read from the database (what the broker did not bring). */
+  onRepair?: (count: number) => void;
 }
 
 /**
  * The ordered, gapless stream of one conversation within this process
- * (DESIGN §4). Events arrive from the bus at most once and possibly out of
+ * (docs/architecture.md, "Feed"). Events arrive from the bus at most once and possibly out of
  * order (two senders publish in either order); the feed emits every seq
  * exactly once and in order, filling any gap from the database before it
  * goes on. It then hands each message to its live members, rendering once
@@ -77,6 +79,7 @@ export class ConversationFeed {
   private readonly onError: FeedOptions['onError'];
   private readonly recentCapacity: number;
   private readonly onEmit: ((message: MessageRecord) => void) | undefined;
+  private readonly onRepair: ((count: number) => void) | undefined;
   private initialized = false;
   private whenInitialized: Promise<void>;
   private markInitialized!: () => void;
@@ -98,12 +101,12 @@ export class ConversationFeed {
     this.onError = options.onError;
     this.recentCapacity = options.recentCapacity;
     this.onEmit = options.onEmit;
+    this.onRepair = options.onRepair;
     this.whenInitialized = new Promise((resolve, reject) => {
       this.markInitialized = resolve;
       this.markFailed = reject;
     });
     this.whenInitialized.catch(() => {}); // observed by join(); unobserved failures are not errors
-
   }
 
   /**
@@ -171,15 +174,16 @@ export class ConversationFeed {
     try {
       while (this.orderedSeq + 1 < this.fillTarget) {
         const rows = await this.store.range(this.conversationId, this.orderedSeq, PAGE, this.fillTarget);
-        let progressed = false;
+        let progressed = 0;
         for (const row of rows) {
           if (row.seq === this.orderedSeq + 1) {
             this.enqueue(row);
-            progressed = true;
+            progressed++;
           }
         }
         this.drainContiguous();
-        if (progressed) {
+        if (progressed > 0) {
+          this.onRepair?.(progressed);
           attempts = 0;
           continue;
         }

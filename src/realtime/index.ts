@@ -1,90 +1,88 @@
-import type { GraphQLResolveInfo } from 'graphql';
+import type { GraphQLError, GraphQLSchema } from 'graphql';
 import type { Config } from '../config.js';
-import { createSharedContext, requireViewer, type Context } from '../context.js';
-import { conversationIdArgument } from '../chat/validate.js';
+import { createSharedContext } from '../context.js';
 import type { Services } from '../services.js';
-import { ignoreObserver, type EventBus, type RealtimeObserver } from './bus.js';
-import { PresenceStream, TypingStream } from './ephemeral-streams.js';
-import type { Presence } from './presence.js';
-import { PresenceWatch } from './presence-watch.js';
-import { Router } from './router.js';
-import { ConversationStream, InboxStream, type StreamEvent } from './streams.js';
+import { ignoreObserver, type Broker, type RealtimeObserver } from './broker/broker.js';
+import type { FanoutPolicy } from './fanout.js';
+import { Hub } from './hub.js';
+import { createLocalPresence, type Presence, type PresenceChange } from './presence/presence.js';
+import { PresenceWatch } from './presence/presence-watch.js';
+import { createRedisPresence } from './presence/redis-presence.js';
+import { Renderers } from './render.js';
+import type { StreamDeps } from './streams/live-stream.js';
 
-/** Most users one presence subscription may watch. */
-export const PRESENCE_WATCH_MAX = 1000;
-
+/**
+ * The delivery core of one app (docs/architecture.md): the hub and its
+ * position check, presence, rendering, and what subscription streams need.
+ * Transports (src/realtime/transport/) are adapters over it.
+ */
 export interface Realtime {
-  readonly router: Router;
-  /** `Subscription.messageAdded`: authorizes, then streams one conversation from a cursor. */
-  messageAdded(
-    context: Context,
-    args: { conversationId: string; afterSeq?: number | null },
-    info: GraphQLResolveInfo,
-  ): Promise<AsyncIterableIterator<StreamEvent>>;
-  /** `Subscription.inbox`: every conversation of the viewer, optionally from per-conversation cursors. */
-  inbox(
-    context: Context,
-    args: { cursors?: readonly { conversationId: string; afterSeq: number }[] | null; announce?: boolean | null },
-    info: GraphQLResolveInfo,
-  ): Promise<AsyncIterableIterator<StreamEvent>>;
-  /** `Subscription.presence`: a conversation's members, or the viewer's contacts; current state, then changes. */
-  presence(context: Context, args: { conversationId?: string | null }, info: GraphQLResolveInfo): Promise<AsyncIterableIterator<StreamEvent>>;
-  /** `Subscription.typing`: typing indicators of one conversation. */
-  typing(context: Context, args: { conversationId: string }, info: GraphQLResolveInfo): Promise<AsyncIterableIterator<StreamEvent>>;
+  readonly hub: Hub;
+  readonly presence: Presence;
+  readonly renderers: Renderers;
+  /** What LiveStreams take from the context they start in. */
+  readonly streamDeps: StreamDeps;
   /** Whether each user is online (for `User.online`). */
   onlineAmong(userIds: readonly string[]): Promise<string[]>;
+  close(): Promise<void>;
 }
 
-export function createRealtime(options: {
-  bus: EventBus;
-  presence: Presence;
+export interface RealtimeOptions {
+  broker: Broker;
+  policy: FanoutPolicy;
   services: Services;
+  schema: GraphQLSchema;
   config: Config;
+  /** The app's error masking for rendered payloads (counts errors, logs unexpected ones). */
+  maskError: (error: GraphQLError) => GraphQLError;
+  /** A user came online or went offline (announce it, record lastSeenAt). */
+  onPresenceChange: PresenceChange;
   onError: (error: unknown, what: string) => void;
   observer?: RealtimeObserver;
-}): Realtime {
-  const { services, config, onError } = options;
+}
+
+export async function createRealtime(options: RealtimeOptions): Promise<Realtime> {
+  const { services, config, onError, broker } = options;
   const observer = options.observer ?? ignoreObserver;
-  const router = new Router({
-    bus: options.bus,
-    fanoutDirectMax: config.fanoutDirectMax,
+  const presence = config.redisUrl
+    ? await createRedisPresence(config.redisUrl, `chat:${config.instanceId}`, {
+        ttlMs: config.presenceTtlMs,
+        onChange: options.onPresenceChange,
+        onError,
+      })
+    : createLocalPresence(options.onPresenceChange);
+  const hub = new Hub({
+    broker,
+    policy: options.policy,
+    checkIntervalMs: config.deliveryCheckMs,
     onError,
     observer,
-    store: { range: services.messages.range, lastSeqs: services.streams.lastSeqs },
+    store: {
+      range: services.messages.range,
+      positions: services.streams.positions,
+      inboxVersions: services.streams.inboxVersions,
+    },
   });
-  const watch = new PresenceWatch(options.bus, onError);
-  const realtime: Realtime = {
-    router,
-    onlineAmong: (userIds) => options.presence.onlineAmong(userIds),
-    async presence(context, args, info) {
-      const viewer = requireViewer(context);
-      const targets = await services.streams.presenceTargets(viewer, args.conversationId, PRESENCE_WATCH_MAX);
-      return new PresenceStream(context, info, deps).start(options.presence, watch, targets);
-    },
-    async typing(context, args, info) {
-      const viewer = requireViewer(context);
-      const id = conversationIdArgument(args.conversationId);
-      return new TypingStream(context, info, deps).start(id, () => services.streams.conversation(viewer, id, null));
-    },
-    async messageAdded(context, args, info) {
-      const viewer = requireViewer(context);
-      const id = conversationIdArgument(args.conversationId);
-      return new ConversationStream(context, info, deps).start(id, () => services.streams.conversation(viewer, id, args.afterSeq));
-    },
-    async inbox(context, args, info) {
-      const viewer = requireViewer(context);
-      const cursors = new Map<string, number>();
-      for (const cursor of args.cursors ?? []) cursors.set(cursor.conversationId.toLowerCase(), cursor.afterSeq);
-      return new InboxStream(context, info, deps).start(() => services.streams.inbox(viewer.id), cursors, args.announce ?? false);
-    },
-  };
-  const deps = {
-    router,
-    sharedContext: createSharedContext(services, realtime),
-    maxSocketBufferBytes: config.maxSocketBufferBytes,
+  const streamDeps: StreamDeps = {
+    hub,
+    presence,
+    presenceWatch: new PresenceWatch(broker, onError),
+    isMember: services.streams.isMember,
     onError,
     observer,
-    isMember: services.streams.isMember,
   };
+  const realtime: Realtime = {
+    hub,
+    presence,
+    streamDeps,
+    renderers: undefined as unknown as Renderers,
+    onlineAmong: (userIds) => presence.onlineAmong(userIds),
+    async close() {
+      hub.close();
+      await presence.close();
+    },
+  };
+  // The shared context reaches services and presence through this very object.
+  (realtime as { renderers: Renderers }).renderers = new Renderers(options.schema, createSharedContext(services, realtime), options.maskError);
   return realtime;
 }

@@ -2,7 +2,7 @@ import { builder } from '../builder.js';
 import type { MessageRecord } from '../chat/records.js';
 import { requireViewer } from '../context.js';
 import { badInput } from '../errors.js';
-import type { ConversationJoinedEvent, ConversationLeftEvent, StreamEvent } from '../realtime/streams.js';
+import { InboxStream, type ConversationJoinedEvent, type ConversationLeftEvent } from '../realtime/streams/inbox-stream.js';
 import { Conversation } from './conversation.js';
 import { Message } from './message.js';
 
@@ -65,13 +65,15 @@ builder.subscriptionFields((t) => ({
           'Also send ConversationJoined, with its exact afterSeq, for each of the viewer\'s conversations not in `cursors`: how a client learns of conversations it did not know when it subscribed.',
       }),
     },
-    subscribe: (_root, args, context, info) => {
-      const cursors = (args.cursors ?? []).map((cursor) => {
+    subscribe: (_root, args, context) => {
+      const viewer = requireViewer(context);
+      const cursors = new Map<string, number>();
+      for (const cursor of args.cursors ?? []) {
         if (!Number.isInteger(cursor.afterSeq) || cursor.afterSeq < 0) throw badInput('afterSeq must be a non-negative integer', 'cursors');
-        return { conversationId: String(cursor.conversationId), afterSeq: cursor.afterSeq };
-      });
-      return context.realtime.inbox(context, { cursors, announce: args.announce }, info);
+        cursors.set(String(cursor.conversationId).toLowerCase(), cursor.afterSeq);
+      }
+      return new InboxStream(context).start(() => context.services.streams.inbox(viewer.id), cursors, args.announce ?? false);
     },
-    resolve: (event) => event as StreamEvent as MessageRecord | ConversationJoinedEvent | ConversationLeftEvent,
+    resolve: (event) => event as MessageRecord | ConversationJoinedEvent | ConversationLeftEvent,
   }),
 }));

@@ -2,6 +2,8 @@ import { builder } from '../builder.js';
 import type { MessageRecord } from '../chat/records.js';
 import type { MessageHistoryPage, MessagesSincePage } from '../chat/messages.js';
 import { requireViewer } from '../context.js';
+import { conversationIdArgument } from '../chat/validate.js';
+import { MessageStream } from '../realtime/streams/message-stream.js';
 import { User } from './user.js';
 
 // Message fields must not depend on who is looking: live payloads are
@@ -88,8 +90,11 @@ builder.subscriptionFields((t) => ({
       conversationId: t.arg.id({ required: true }),
       afterSeq: t.arg.int({ description: 'Resume after this seq; default: the newest (live only).' }),
     },
-    subscribe: (_root, args, context, info) =>
-      context.realtime.messageAdded(context, { conversationId: String(args.conversationId), afterSeq: args.afterSeq }, info),
+    subscribe: (_root, args, context) => {
+      const viewer = requireViewer(context);
+      const id = conversationIdArgument(String(args.conversationId));
+      return new MessageStream(context).start(id, () => context.services.streams.conversation(viewer, id, args.afterSeq));
+    },
     resolve: (event) => event as MessageRecord,
   }),
 }));

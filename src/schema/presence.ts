@@ -1,6 +1,8 @@
 import { builder } from '../builder.js';
 import { requireViewer } from '../context.js';
-import type { PresenceChangedEvent, TypingEvent } from '../realtime/streams.js';
+import { conversationIdArgument } from '../chat/validate.js';
+import { PresenceStream, type PresenceChangedEvent } from '../realtime/streams/presence-stream.js';
+import { TypingStream, type TypingEvent } from '../realtime/streams/typing-stream.js';
 import { User } from './user.js';
 
 const PresenceEvent = builder.objectRef<PresenceChangedEvent>('PresenceEvent').implement({
@@ -21,6 +23,9 @@ const Typing = builder.objectRef<TypingEvent>('TypingEvent').implement({
   }),
 });
 
+/** Most users one presence subscription may watch. */
+const PRESENCE_WATCH_MAX = 1000;
+
 builder.mutationFields((t) => ({
   setTyping: t.boolean({
     description:
@@ -40,15 +45,22 @@ builder.subscriptionFields((t) => ({
     description:
       "Online/offline changes of a conversation's members (up to 1000 members), or, without conversationId, of the viewer's contacts (the other people in their direct conversations). Starts with the current state of each.",
     args: { conversationId: t.arg.id() },
-    subscribe: (_root, args, context, info) =>
-      context.realtime.presence(context, { conversationId: args.conversationId == null ? null : String(args.conversationId) }, info),
+    subscribe: (_root, args, context) => {
+      const viewer = requireViewer(context);
+      const id = args.conversationId == null ? null : conversationIdArgument(String(args.conversationId));
+      return new PresenceStream(context).start(id, () => context.services.streams.presenceTargets(viewer, id, PRESENCE_WATCH_MAX));
+    },
     resolve: (event) => event as PresenceChangedEvent,
   }),
   typing: t.field({
     type: Typing,
     description: 'Typing indicators of one conversation (not the viewer\'s own). Ends with FORBIDDEN if the viewer leaves it.',
     args: { conversationId: t.arg.id({ required: true }) },
-    subscribe: (_root, args, context, info) => context.realtime.typing(context, { conversationId: String(args.conversationId) }, info),
+    subscribe: (_root, args, context) => {
+      const viewer = requireViewer(context);
+      const id = conversationIdArgument(String(args.conversationId));
+      return new TypingStream(context).start(id, () => context.services.streams.conversation(viewer, id, null));
+    },
     resolve: (event) => event as TypingEvent,
   }),
 }));

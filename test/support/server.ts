@@ -51,7 +51,7 @@ export class TestServer {
   /** Waits until this server hears the user's channel (their subscription has started). */
   async listening(userId: string, timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!(await this.app.realtime.router.listening(userId))) {
+    while (!(await this.app.realtime.hub.listening(userId))) {
       if (Date.now() > deadline) throw new Error(`no subscription of ${userId} started`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -62,8 +62,8 @@ export class TestServer {
   /** Waits until this server delivers live to at least `count` feed members (subscriptions are in place). */
   async live(count: number, timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.app.realtime.router.stats().live < count) {
-      if (Date.now() > deadline) throw new Error(`only ${this.app.realtime.router.stats().live} of ${count} subscriptions went live`);
+    while (this.app.realtime.hub.stats().live < count) {
+      if (Date.now() > deadline) throw new Error(`only ${this.app.realtime.hub.stats().live} of ${count} subscriptions went live`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }

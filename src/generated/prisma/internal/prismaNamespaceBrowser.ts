@@ -78,7 +78,8 @@ export const UserScalarFieldEnum = {
   id: 'id',
   name: 'name',
   createdAt: 'createdAt',
-  lastSeenAt: 'lastSeenAt'
+  lastSeenAt: 'lastSeenAt',
+  inboxVersion: 'inboxVersion'
 } as const
 
 export type UserScalarFieldEnum = (typeof UserScalarFieldEnum)[keyof typeof UserScalarFieldEnum]

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { whenReady } from '../broker/redis-connection.js';
 import type { Presence, PresenceChange } from './presence.js';
 
 export interface RedisPresenceOptions {
@@ -13,19 +14,28 @@ const userKey = (userId: string) => `chat:presence:user:${userId}`;
 const EXPIRY_INDEX = 'chat:presence:expiries';
 
 /**
- * Presence shared by every instance (DESIGN §5). Each user has a sorted set
+ * Presence shared by every instance (docs/architecture.md, "Presence"). It
+ * never decides delivery. Each user has a sorted set
  * of their connections scored by expiry time, which each instance re-scores
  * for its own connections on a heartbeat. A user is online while any score
  * is in the future, so the users of a SIGKILLed instance go offline by
  * themselves within the TTL; a sweeper on every instance notices and
  * announces it (the ZREM from the index decides which instance announces).
+ *
+ * Redis being away must not stop anyone from connecting: commands fail fast
+ * (no offline queue), callers log the failure, and the instance re-registers
+ * all its connections as soon as Redis is back. Meanwhile `onlineAmong`
+ * answers from this instance's own connections.
  */
 export async function createRedisPresence(url: string, name: string, options: RedisPresenceOptions): Promise<Presence> {
   const ttl = options.ttlMs ?? 30_000;
-  const redis = new Redis(url, { connectionName: `${name}:presence`, maxRetriesPerRequest: 2, enableAutoPipelining: true });
+  const redis = new Redis(url, { connectionName: `${name}:presence`, maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: true });
   redis.on('error', () => {});
-  await redis.ping();
+  await whenReady(redis, url);
   const local = new Map<string, Set<string>>();
+  // Registered after the first 'ready': every later one is a reconnect, perhaps
+  // to a restarted, empty Redis. Register our connections again now, not at the next heartbeat.
+  redis.on('ready', () => refreshAll());
 
   function refreshAll() {
     if (local.size === 0) return;
@@ -95,8 +105,13 @@ export async function createRedisPresence(url: string, name: string, options: Re
       const now = Date.now();
       const batch = redis.pipeline();
       for (const userId of userIds) batch.zcount(userKey(userId), now, '+inf');
-      const results = (await batch.exec()) ?? [];
-      return userIds.filter((_, i) => Number(results[i]?.[1] ?? 0) > 0);
+      try {
+        const results = (await batch.exec()) ?? [];
+        return userIds.filter((_, i) => Number(results[i]?.[1] ?? 0) > 0);
+      } catch {
+        // Redis is away: what this instance knows is better than an error.
+        return userIds.filter((id) => local.has(id));
+      }
     },
     async close() {
       clearInterval(heartbeat);

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { GRAPHQL_TRANSPORT_WS_PROTOCOL } from 'graphql-ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CloseReason } from './close-codes.js';
-import { Connection, createProtocol, type Protocol, type ProtocolOptions } from './protocol.js';
+import { Connection, createProtocol, type Protocol, type ProtocolOptions } from './graphql-ws.js';
 
 export interface SocketServerOptions extends ProtocolOptions {
   httpServer: Server;
@@ -16,8 +16,8 @@ export interface SocketServerOptions extends ProtocolOptions {
 export interface SocketServer {
   /** Open sockets. */
   readonly size: number;
-  /** Stops accepting and closes every socket with `code` (clients reconnect elsewhere and resume). */
-  close(code: number, reason: string): Promise<void>;
+  /** Stops accepting and closes every socket with 1012 (clients reconnect elsewhere and resume). */
+  close(): Promise<void>;
 }
 
 /** A client has this long to authenticate (graphql-transport-ws: close with 4408 after). */
@@ -27,13 +27,14 @@ const CONNECTION_INIT_TIMEOUT_MS = 10_000;
 // are shared by every socket and find their state through `this`, so a
 // connection costs no closures.
 const CONNECTION = Symbol('connection');
-type Socket = WebSocket & { [CONNECTION]?: Connection };
+type Socket = WebSocket & { [CONNECTION]?: Connection<WebSocket> };
 
 /**
- * graphql-transport-ws on a `ws` server sharing the HTTP server's port: the
- * upgrade, one heartbeat timer for every socket (pings, dead peers, the
- * connection-init timeout and token expiry), and a drain that closes with
- * 1012 so clients reconnect elsewhere. The protocol itself is protocol.ts.
+ * The WebSocket transport: graphql-transport-ws on a `ws` server sharing the
+ * HTTP server's port. This adapter owns the upgrade, one heartbeat timer for
+ * every socket (pings, dead peers, the connection-init timeout and token
+ * expiry), and a drain that closes with 1012 so clients reconnect elsewhere.
+ * The protocol itself is graphql-ws.ts.
  */
 export function createSocketServer(options: SocketServerOptions): SocketServer {
   const protocol: Protocol = createProtocol(options);
@@ -47,7 +48,7 @@ export function createSocketServer(options: SocketServerOptions): SocketServer {
   });
   let accepting = true;
   let nextConnection = 0;
-  const connections = new Set<Connection>();
+  const connections = new Set<Connection<WebSocket>>();
 
   function onMessage(this: Socket, data: RawData, isBinary: boolean) {
     const connection = this[CONNECTION];
@@ -73,15 +74,15 @@ export function createSocketServer(options: SocketServerOptions): SocketServer {
     const connection = this[CONNECTION];
     if (!connection) return;
     connections.delete(connection);
-    protocol.closed(connection).catch((error) => options.onError(error, 'close'));
+    protocol.closed(connection);
   }
 
   wss.on('connection', (socket: Socket) => {
-    if (!protocol.acceptable(socket)) {
+    if (!protocol.acceptable(socket.protocol)) {
       socket.close(CloseReason.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
-    const connection = new Connection(socket, `${options.instanceId}:${++nextConnection}`, Date.now());
+    const connection = new Connection<WebSocket>(socket, `${options.instanceId}:${++nextConnection}`, Date.now());
     socket[CONNECTION] = connection;
     connections.add(connection);
     // `on`, not `once`: each once() allocates a wrapper and a bound function per socket.
@@ -129,14 +130,14 @@ export function createSocketServer(options: SocketServerOptions): SocketServer {
     get size() {
       return connections.size;
     },
-    async close(code, reason) {
+    async close() {
       accepting = false;
       clearInterval(heartbeat);
       const closing = [...connections].map(
         ({ socket }) =>
           new Promise<void>((resolve) => {
             socket.once('close', () => resolve());
-            socket.close(code, reason);
+            socket.close(CloseReason.ServiceRestart, 'Server restarting: reconnect and resume');
             // A peer that never completes the closing handshake is cut off.
             setTimeout(() => {
               socket.terminate();

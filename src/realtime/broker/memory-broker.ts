@@ -1,21 +1,23 @@
-import type { BusEvent, BusHandler, EventBus, Unsubscribe } from './bus.js';
+import type { Broker, BusEvent, BusHandler, Unsubscribe } from './broker.js';
 
 /**
- * The in-process bus of the embedded default (one instance). Delivery is
+ * The in-process broker of the embedded default (one instance). Delivery is
  * asynchronous and in publish order, like Redis, so code that works on one
- * behaves the same on the other.
+ * behaves the same on the other. It runs on the next turn of the event loop
+ * (setImmediate, not a microtask), so the mutation that published answers
+ * before the fan-out runs: the sender never waits for it.
  */
-export function createMemoryBus(): EventBus {
+export function createMemoryBroker(): Broker {
   const handlers = new Map<string, Set<BusHandler>>();
   return {
     async publish(names: string | readonly string[], event: BusEvent) {
       const targets: BusHandler[] = [];
       for (const channel of typeof names === 'string' ? [names] : names) {
         const set = handlers.get(channel);
-        if (set) targets.push(...set);
+        if (set) for (const handler of set) targets.push(handler);
       }
       if (targets.length === 0) return;
-      queueMicrotask(() => {
+      setImmediate(() => {
         for (const handler of targets) handler(event);
       });
     },
@@ -28,10 +30,10 @@ export function createMemoryBus(): EventBus {
         if (set!.size === 0 && handlers.get(channel) === set) handlers.delete(channel);
       };
     },
-    onResync() {
-      // Nothing is ever lost in-process.
+    onReconnect() {
+      // Never disconnected.
     },
-    async healthy() {
+    healthy() {
       return true;
     },
     async close() {

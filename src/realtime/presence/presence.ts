@@ -2,9 +2,10 @@
 export type PresenceChange = (userId: string, online: boolean, at: Date) => void | Promise<void>;
 
 /**
- * Who is online, across every instance (DESIGN §5). The sender's instance
- * asks it which members of a small conversation to publish to; the API
- * exposes it as `User.online` and the `presence` subscription.
+ * Who is online, across every instance (docs/architecture.md, "Presence"): a
+ * product feature (`User.online`, `lastSeenAt`, the `presence` subscription)
+ * derived from connections on any transport. It never decides whether an
+ * event is delivered, and its failures never refuse a connection.
  */
 export interface Presence {
   connected(userId: string, connectionId: string): Promise<void>;

@@ -1,0 +1,101 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { SseTransport } from '../realtime/transport/sse.js';
+import type { SocketServer } from '../realtime/transport/ws-server.js';
+
+/** Largest HTTP request body accepted (a message body is at most a few KB). */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
+
+export interface HttpServerOptions {
+  path: string;
+  /** Queries and mutations (Yoga). */
+  graphql: (req: http.IncomingMessage, res: http.ServerResponse) => unknown;
+  sse: SseTransport;
+  /** Creates the WebSocket transport on the HTTP server (it handles upgrades itself). */
+  webSocket: (server: http.Server) => SocketServer;
+  /** For /ready: whether each dependency answers. */
+  readiness: () => Promise<Record<string, boolean>>;
+  metrics: () => Promise<{ contentType: string; text: string }>;
+}
+
+export interface HttpServer {
+  listen(port: number, host: string): Promise<number>;
+  /** Open WebSocket connections and SSE streams. */
+  readonly connections: number;
+  /** Graceful: stops accepting, tells realtime clients to reconnect elsewhere, lets in-flight requests finish. */
+  drain(): Promise<void>;
+}
+
+/**
+ * One port for everything: health, readiness and metrics, GraphQL over HTTP
+ * (Yoga), Server-Sent Events and WebSocket upgrades, and the drain.
+ */
+export function createHttpServer(options: HttpServerOptions): HttpServer {
+  let draining = false;
+  const server = http.createServer((req, res) => {
+    const pathname = (req.url ?? '/').split('?')[0];
+    if (pathname === '/health') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      return;
+    }
+    if (pathname === '/metrics') {
+      // Scraped per instance; the nginx template keeps it off the public port.
+      void options.metrics().then(({ contentType, text }) => res.writeHead(200, { 'content-type': contentType }).end(text));
+      return;
+    }
+    if (pathname === '/ready') {
+      void options.readiness().then((checks) => {
+        const ready = !draining && Object.values(checks).every(Boolean);
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, draining, ...checks }));
+      });
+      return;
+    }
+    // Queries are small; a huge body is a mistake or an attack, refused before anything parses it.
+    if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BYTES) {
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end('{"errors":[{"message":"Request too large","extensions":{"code":"BAD_USER_INPUT"}}]}');
+      req.destroy();
+      return;
+    }
+    if (pathname === options.path && options.sse.accepts(req)) {
+      if (draining) {
+        res.writeHead(503, { 'content-type': 'application/json', connection: 'close' }).end('{"errors":[{"message":"Server restarting"}]}');
+        return;
+      }
+      void options.sse.handle(req, res);
+      return;
+    }
+    void options.graphql(req, res);
+  });
+  // Keep-alive sockets from a load balancer must outlive its own idle timeout.
+  server.keepAliveTimeout = 65_000;
+  const sockets = options.webSocket(server);
+
+  return {
+    get connections() {
+      return sockets.size + options.sse.size;
+    },
+    async listen(port, host) {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      return (server.address() as AddressInfo).port;
+    },
+    async drain() {
+      draining = true;
+      // 1. No new connections; 2. realtime clients told to reconnect elsewhere;
+      // 3. in-flight HTTP requests finish (bounded).
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      options.sse.close();
+      await sockets.close();
+      const forced = setTimeout(() => server.closeAllConnections(), 10_000);
+      forced.unref();
+      if (server.listening) await closed;
+      clearTimeout(forced);
+    },
+  };
+}

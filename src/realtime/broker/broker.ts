@@ -1,0 +1,86 @@
+import type { DepartureReason, MessageRecord, UserRecord } from '../../chat/records.js';
+
+/**
+ * Everything that crosses the broker between instances. Messages travel whole
+ * (with the sender's name) so that no instance queries the database to
+ * deliver them. See docs/architecture.md, "Broker".
+ */
+export type BusEvent =
+  /** `at`: when it was published (ms since epoch), for the pub/sub lag metric. */
+  | { type: 'message'; message: MessageRecord; at?: number }
+  /** `userId` joined; they receive messages after `lastSeq`. */
+  | { type: 'joined'; conversationId: string; userId: string; lastSeq: number; memberCount: number }
+  | { type: 'left'; conversationId: string; userId: string; reason: DepartureReason; memberCount: number }
+  /** The member count changed across the fan-out threshold: switch channel. */
+  | { type: 'resized'; conversationId: string; memberCount: number }
+  /** A user came online or went offline (a hint: listeners re-read presence, so order does not matter). */
+  | { type: 'presence'; userId: string; online: boolean }
+  /** Ephemeral: someone is typing (or stopped). `id` lets an instance drop the copies fan-out on write brings. */
+  | { type: 'typing'; id: string; conversationId: string; user: UserRecord; typing: boolean; expiresAt: string };
+
+export type BusHandler = (event: BusEvent) => void;
+export type Unsubscribe = () => Promise<void>;
+
+/**
+ * Pub/sub between server instances. At most once, like Redis pub/sub: it may
+ * lose anything, at any time. Nothing relies on it for correctness; the hub
+ * repairs from the database (docs/architecture.md, "Delivery guarantees").
+ */
+export interface Broker {
+  /** Publishes one event to one or many channels; it is serialized once. Rejects when it could not be handed to the broker. */
+  publish(channels: string | readonly string[], event: BusEvent): Promise<void>;
+  /**
+   * Resolves once the subscription is active, so that every event published
+   * after that point reaches `handler`: callers subscribe first, then read the
+   * database, and nothing falls in between. While the broker is unreachable it
+   * resolves at once (the subscription is made on reconnect, and `onReconnect`
+   * listeners then re-read what they follow).
+   */
+  subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe>;
+  /**
+   * Called after the connection came back and every channel is subscribed
+   * again: events published meanwhile are lost, so listeners resync.
+   */
+  onReconnect(listener: () => void): void;
+  /** True while the broker can deliver (for /ready). */
+  healthy(): boolean;
+  close(): Promise<void>;
+}
+
+/** Serializes an event once per publish (not per channel or per subscriber). */
+export function encodeEvent(event: BusEvent): string {
+  return JSON.stringify(event);
+}
+
+/** Parses an event once per process; message dates come back as Dates. */
+export function decodeEvent(raw: string): BusEvent {
+  const event = JSON.parse(raw) as BusEvent;
+  if (event.type === 'message') event.message.createdAt = new Date(event.message.createdAt as unknown as string);
+  return event;
+}
+
+/** What the realtime layer reports for metrics; every method is cheap. */
+export interface RealtimeObserver {
+  delivered(count?: number): void;
+  messageSent(): void;
+  /** Seconds from a message being stored to this instance emitting it. */
+  deliveryLatency(seconds: number): void;
+  pubsubLag(seconds: number): void;
+  /** A publish failed (the hub's position check repairs it). */
+  publishFailed(): void;
+  /** A feed learned from the database what the broker did not bring (count of events). */
+  repaired(count: number): void;
+  subscriptionStarted(field: string): void;
+  subscriptionEnded(field: string): void;
+}
+
+export const ignoreObserver: RealtimeObserver = {
+  delivered() {},
+  messageSent() {},
+  deliveryLatency() {},
+  pubsubLag() {},
+  publishFailed() {},
+  repaired() {},
+  subscriptionStarted() {},
+  subscriptionEnded() {},
+};

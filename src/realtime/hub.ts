@@ -1,0 +1,341 @@
+import DataLoader from 'dataloader';
+import type { MessageRecord } from '../chat/records.js';
+import { ignoreObserver, type Broker, type BusEvent, type RealtimeObserver, type Unsubscribe } from './broker/broker.js';
+import { channels, type FanoutPolicy } from './fanout.js';
+import { ConversationFeed, type FeedStore } from './feed.js';
+
+/** A live subscription of one user, told about that user's membership changes. */
+export interface MembershipListener {
+  onJoined(event: Extract<BusEvent, { type: 'joined' }>): void;
+  onLeft(event: Extract<BusEvent, { type: 'left' }>): void;
+  /** The user's conversations changed in ways the broker may not have told: re-read them from the database. */
+  onResync(): void;
+}
+
+/** Receives typing events of one conversation. */
+export interface TypingListener {
+  onTyping(event: Extract<BusEvent, { type: 'typing' }>): void;
+}
+
+export interface HubStore extends FeedStore {
+  /** Where each conversation stands now (missing ones are omitted). */
+  positions(conversationIds: readonly string[]): Promise<Map<string, { lastSeq: number; memberCount: number }>>;
+  /** Each user's inbox version: bumped by every change to the set of conversations they are in. */
+  inboxVersions(userIds: readonly string[]): Promise<Map<string, number>>;
+}
+
+export interface HubOptions {
+  broker: Broker;
+  store: HubStore;
+  policy: FanoutPolicy;
+  /** How often the position check runs (ms): the delivery bound is about this plus one database read. */
+  checkIntervalMs: number;
+  /** Recent messages kept per large conversation for subscribers resuming just behind. */
+  recentCapacity?: number;
+  onError: (error: unknown, what: string) => void;
+  observer?: RealtimeObserver;
+}
+
+interface UserEntry {
+  listeners: Set<MembershipListener>;
+  /** Settles once the user channel is live and the inbox version is known. */
+  ready: Promise<void>;
+  unsubscribe: Promise<Unsubscribe>;
+  /** The inbox version as of attaching (or the last check); undefined until read. */
+  version: number | undefined;
+}
+
+interface FeedEntry {
+  feed: ConversationFeed;
+  /** The conversation channel, while the conversation is large. */
+  channel?: Promise<Unsubscribe>;
+}
+
+/** Ids per database read of the position check. */
+const CHECK_BATCH = 1000;
+
+/**
+ * The local half of delivery (docs/architecture.md, "Hub"): which live
+ * subscriptions of this process want which events, and every broker
+ * subscription they need.
+ *
+ * - A user channel per user with a live subscription here (fan-out on write
+ *   lands there) and a conversation channel per large conversation with a
+ *   local subscriber (fan-out on read).
+ * - A feed per conversation with local subscribers: it orders that
+ *   conversation's messages and fills gaps from the database.
+ * - The position check: every `checkIntervalMs`, and at once after the broker
+ *   reconnects, it reads where every followed conversation stands and each
+ *   followed user's inbox version, and repairs what the broker lost. This is
+ *   what bounds delivery whatever the broker drops.
+ */
+export class Hub {
+  private readonly users = new Map<string, UserEntry>();
+  private readonly feeds = new Map<string, FeedEntry>();
+  private readonly typing = new Map<string, Set<TypingListener>>();
+  /** Ids of recent typing events: fan-out on write brings one copy per local member. */
+  private readonly recentTyping = new Set<string>();
+  private readonly options: HubOptions;
+  private readonly handler = (event: BusEvent) => this.route(event);
+  private readonly observer: RealtimeObserver;
+  private readonly onEmit: (message: MessageRecord) => void;
+  private readonly onRepair: (count: number) => void;
+  /** Batches the inbox-version reads of users attaching at about the same time. */
+  private readonly versions: DataLoader<string, number>;
+  private readonly timer: NodeJS.Timeout;
+  private checking: Promise<void> | undefined;
+  private checkAgain = false;
+
+  constructor(options: HubOptions) {
+    this.options = options;
+    this.observer = options.observer ?? ignoreObserver;
+    this.onEmit = (message) => this.observer.deliveryLatency((Date.now() - message.createdAt.getTime()) / 1000);
+    this.onRepair = (count) => this.observer.repaired(count);
+    this.versions = new DataLoader(
+      async (userIds: readonly string[]) => {
+        const found = await options.store.inboxVersions(userIds);
+        return userIds.map((id) => found.get(id) ?? 0);
+      },
+      { cache: false, maxBatchSize: CHECK_BATCH },
+    );
+    options.broker.onReconnect(() => void this.check());
+    this.timer = setInterval(() => void this.check(), options.checkIntervalMs);
+    this.timer.unref();
+  }
+
+  /**
+   * Registers a user's subscription for membership events and makes sure this
+   * process hears the user's channel. Resolves once the channel is live and
+   * the user's inbox version is read, so whatever the caller reads from the
+   * database next cannot miss a change: it either arrives as an event or
+   * moves the version, which the position check notices.
+   */
+  async attachUser(userId: string, listener: MembershipListener): Promise<void> {
+    let entry = this.users.get(userId);
+    if (!entry) {
+      const created: UserEntry = (entry = {
+        listeners: new Set(),
+        unsubscribe: this.options.broker.subscribe(channels.user(userId), this.handler),
+        ready: undefined as unknown as Promise<void>,
+        version: undefined,
+      });
+      created.ready = Promise.all([created.unsubscribe, this.versions.load(userId)]).then(([, version]) => {
+        created.version ??= version;
+      });
+      created.ready.catch(() => {
+        // Neither half is usable: forget the entry, so the next attach starts afresh.
+        if (this.users.get(userId) !== created) return;
+        this.users.delete(userId);
+        created.unsubscribe.then((unsubscribe) => unsubscribe()).catch(() => {});
+      });
+      this.users.set(userId, created);
+    }
+    entry.listeners.add(listener);
+    await entry.ready;
+  }
+
+  detachUser(userId: string, listener: MembershipListener): void {
+    const entry = this.users.get(userId);
+    if (!entry || !entry.listeners.delete(listener) || entry.listeners.size > 0) return;
+    this.users.delete(userId);
+    entry.unsubscribe.then((unsubscribe) => unsubscribe()).catch((error) => this.options.onError(error, 'unsubscribe user'));
+  }
+
+  /**
+   * Returns the feeds of these conversations, creating the missing ones. A new
+   * feed starts receiving events first (buffering them), then subscribes the
+   * conversation channel if the conversation is large, then reads its last
+   * seq, so no message can fall between "heard" and "read". One query for all
+   * new feeds, however many. Each returned feed is held until `release`.
+   */
+  async acquire(conversations: readonly { id: string; memberCount: number }[]): Promise<ConversationFeed[]> {
+    const created: FeedEntry[] = [];
+    const result = conversations.map(({ id, memberCount }) => {
+      let entry = this.feeds.get(id);
+      if (!entry) {
+        const large = this.options.policy.isLarge(memberCount);
+        const feed = new ConversationFeed({
+          conversationId: id,
+          store: this.options.store,
+          recentCapacity: large ? (this.options.recentCapacity ?? 256) : 0,
+          onError: this.options.onError,
+          onEmit: this.onEmit,
+          onRepair: this.onRepair,
+        });
+        feed.memberCount = memberCount;
+        entry = { feed };
+        this.feeds.set(id, entry);
+        created.push(entry);
+        if (large) this.subscribeConversation(entry);
+      } else if (memberCount !== entry.feed.memberCount) {
+        // The caller read the member count just now: if a `resized` event was
+        // lost, this is where the feed learns the conversation grew.
+        this.resized(id, memberCount);
+      }
+      entry.feed.refs++;
+      return entry.feed;
+    });
+    if (created.length > 0) {
+      try {
+        await Promise.all(created.map((entry) => entry.channel));
+        const positions = await this.options.store.positions(created.map((entry) => entry.feed.conversationId));
+        for (const entry of created) entry.feed.initialize(positions.get(entry.feed.conversationId)?.lastSeq ?? 0);
+      } catch (error) {
+        // Feeds created here never got a starting point: take them out, and
+        // fail any other subscriber already waiting on them (it resubscribes).
+        for (const entry of created) {
+          entry.feed.fail(error);
+          this.drop(entry);
+        }
+        for (const feed of result) if (!created.some((entry) => entry.feed === feed)) this.release(feed);
+        throw error;
+      }
+    }
+    return result;
+  }
+
+  /** Lets go of a feed from `acquire`; the last holder out unsubscribes. */
+  release(feed: ConversationFeed): void {
+    if (--feed.refs > 0) return;
+    const entry = this.feeds.get(feed.conversationId);
+    if (entry && entry.feed === feed) this.drop(entry);
+  }
+
+  /** Typing events of a conversation go to `listener` (hold the conversation's feed to hear them). */
+  watchTyping(conversationId: string, listener: TypingListener): () => void {
+    let set = this.typing.get(conversationId);
+    if (!set) this.typing.set(conversationId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set!.delete(listener);
+      if (set!.size === 0 && this.typing.get(conversationId) === set) this.typing.delete(conversationId);
+    };
+  }
+
+  /**
+   * The position check: reads where every followed conversation stands and
+   * every followed user's inbox version, and repairs what was missed: feeds
+   * fill from the database, listeners of users whose conversations changed
+   * re-read them. Runs on a timer and after a broker reconnect; concurrent
+   * calls share one run (plus one more, if asked for during it).
+   */
+  check(): Promise<void> {
+    if (this.checking) {
+      this.checkAgain = true;
+      return this.checking;
+    }
+    this.checking = (async () => {
+      do {
+        this.checkAgain = false;
+        await this.checkOnce().catch((error) => this.options.onError(error, 'position check'));
+      } while (this.checkAgain);
+    })().finally(() => {
+      this.checking = undefined;
+    });
+    return this.checking;
+  }
+
+  private async checkOnce(): Promise<void> {
+    const feeds = [...this.feeds.values()];
+    for (let i = 0; i < feeds.length; i += CHECK_BATCH) {
+      const batch = feeds.slice(i, i + CHECK_BATCH);
+      const positions = await this.options.store.positions(batch.map((entry) => entry.feed.conversationId));
+      for (const entry of batch) {
+        const position = positions.get(entry.feed.conversationId);
+        if (!position) continue;
+        if (position.memberCount !== entry.feed.memberCount) this.resized(entry.feed.conversationId, position.memberCount);
+        entry.feed.catchUpTo(position.lastSeq);
+      }
+    }
+    const users = [...this.users].filter(([, entry]) => entry.version !== undefined);
+    for (let i = 0; i < users.length; i += CHECK_BATCH) {
+      const batch = users.slice(i, i + CHECK_BATCH);
+      const versions = await this.options.store.inboxVersions(batch.map(([userId]) => userId));
+      for (const [userId, entry] of batch) {
+        const version = versions.get(userId) ?? 0;
+        if (version === entry.version) continue;
+        entry.version = version;
+        for (const listener of entry.listeners) listener.onResync();
+      }
+    }
+  }
+
+  private drop(entry: FeedEntry): void {
+    if (this.feeds.get(entry.feed.conversationId) === entry) this.feeds.delete(entry.feed.conversationId);
+    entry.channel
+      ?.then((unsubscribe) => unsubscribe())
+      .catch((error) => this.options.onError(error, 'unsubscribe conversation'));
+  }
+
+  private subscribeConversation(entry: FeedEntry): Promise<Unsubscribe> {
+    entry.channel ??= this.options.broker.subscribe(channels.conversation(entry.feed.conversationId), this.handler);
+    return entry.channel;
+  }
+
+  /** The member count moved; a conversation that became large is now published on its own channel. */
+  private resized(conversationId: string, memberCount: number): void {
+    const entry = this.feeds.get(conversationId);
+    if (!entry) return;
+    entry.feed.memberCount = memberCount;
+    if (this.options.policy.isLarge(memberCount) && !entry.channel) {
+      // Sends may already be going to the channel: subscribe, then read what was missed.
+      this.subscribeConversation(entry)
+        .then(() => this.options.store.positions([conversationId]))
+        .then((positions) => {
+          const position = positions.get(conversationId);
+          if (position) entry.feed.catchUpTo(position.lastSeq);
+        })
+        .catch((error) => this.options.onError(error, 'subscribe conversation'));
+    }
+  }
+
+  private route(event: BusEvent): void {
+    switch (event.type) {
+      case 'message':
+        if (event.at !== undefined) this.observer.pubsubLag((Date.now() - event.at) / 1000);
+        // No feed means no local subscriber wants this conversation (a user
+        // channel carries every conversation of its user).
+        this.feeds.get(event.message.conversationId)?.feed.push(event.message);
+        return;
+      case 'joined':
+        this.resized(event.conversationId, event.memberCount);
+        for (const listener of this.users.get(event.userId)?.listeners ?? []) listener.onJoined(event);
+        return;
+      case 'left':
+        this.resized(event.conversationId, event.memberCount);
+        for (const listener of this.users.get(event.userId)?.listeners ?? []) listener.onLeft(event);
+        return;
+      case 'resized':
+        this.resized(event.conversationId, event.memberCount);
+        return;
+      case 'typing': {
+        if (this.recentTyping.has(event.id)) return;
+        this.recentTyping.add(event.id);
+        if (this.recentTyping.size > 1024) this.recentTyping.delete(this.recentTyping.values().next().value!);
+        for (const listener of this.typing.get(event.conversationId) ?? []) listener.onTyping(event);
+        return;
+      }
+      case 'presence':
+        return; // heard on presence channels (PresenceWatch)
+    }
+  }
+
+  /** Whether this process currently hears the user's channel (for tests). */
+  async listening(userId: string): Promise<boolean> {
+    const entry = this.users.get(userId);
+    if (!entry) return false;
+    await entry.ready;
+    return true;
+  }
+
+  /** For tests and metrics: channels held and subscriptions receiving live. */
+  stats(): { users: number; feeds: number; live: number } {
+    let live = 0;
+    for (const entry of this.feeds.values()) live += entry.feed.liveCount;
+    return { users: this.users.size, feeds: this.feeds.size, live };
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}

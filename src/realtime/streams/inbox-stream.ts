@@ -1,0 +1,146 @@
+import type { StreamStart } from '../../chat/streams.js';
+import type { Context } from '../../context.js';
+import type { BusEvent } from '../broker/broker.js';
+import type { ConversationFeed, FeedMember } from '../feed.js';
+import { LiveStream } from './live-stream.js';
+
+/** Root values of the inbox subscription besides messages. */
+export interface ConversationJoinedEvent {
+  kind: 'ConversationJoined';
+  conversationId: string;
+  /** Exactly where this subscription starts the conversation: messages with greater seqs follow. */
+  afterSeq: number;
+}
+export interface ConversationLeftEvent {
+  kind: 'ConversationLeft';
+  conversationId: string;
+  reason: 'LEFT' | 'REMOVED';
+}
+
+/**
+ * `inbox(cursors)`: every conversation of the viewer on one subscription,
+ * including conversations joined after it started. Membership changes are
+ * events of their own (ConversationJoined / ConversationLeft), applied one
+ * at a time in arrival order, each before anything that follows it.
+ */
+export class InboxStream extends LiveStream {
+  private readonly attached = new Map<string, { feed: ConversationFeed; member: FeedMember }>();
+  /** Feed members waiting for `activate` (attached while starting). */
+  private waiting: { feed: ConversationFeed; member: FeedMember }[] | undefined = [];
+  /** Membership changes are applied one at a time, in arrival order. */
+  private changes: Promise<void> = Promise.resolve();
+  private loadInbox: (() => Promise<StreamStart[]>) | undefined;
+
+  constructor(context: Context) {
+    super(context, 'inbox');
+  }
+
+  /**
+   * `announce`: send ConversationJoined (with its exact starting seq) for
+   * every conversation the client gave no cursor for, so a client learns of
+   * conversations it did not know about when it subscribed.
+   */
+  async start(loadInbox: () => Promise<StreamStart[]>, cursors: Map<string, number>, announce = false): Promise<this> {
+    this.loadInbox = loadInbox;
+    try {
+      // Channel first, then the database: a change after the read arrives as an event.
+      await this.deps.hub.attachUser(this.viewer.id, this);
+      // The first load is the first step of the chain that applies membership
+      // events, so a `left` that arrives meanwhile is applied after it (and
+      // detaches what it just attached) rather than before it.
+      const first = this.changes.then(async () => {
+        const inbox = await loadInbox();
+        if (announce) {
+          for (const entry of inbox) {
+            if (!cursors.has(entry.conversationId)) await this.announceJoined(entry.conversationId, entry.lastSeq);
+          }
+        }
+        await this.attachFeeds(inbox, (entry) => Math.min(cursors.get(entry.conversationId) ?? entry.lastSeq, entry.lastSeq));
+      });
+      this.changes = first.catch(() => {});
+      await first;
+    } catch (error) {
+      void this.return();
+      throw error;
+    }
+    return this;
+  }
+
+  protected activate(): void {
+    const waiting = this.waiting ?? [];
+    this.waiting = undefined;
+    for (const { feed, member } of waiting) if (!member.detached) this.follow(feed, member);
+  }
+
+  private async attachFeeds(entries: StreamStart[], cursorOf: (entry: StreamStart) => number): Promise<void> {
+    const fresh = entries.filter((entry) => !this.attached.has(entry.conversationId));
+    if (fresh.length === 0 || this.closed) return;
+    const feeds = await this.deps.hub.acquire(fresh.map((e) => ({ id: e.conversationId, memberCount: e.memberCount })));
+    fresh.forEach((entry, index) => {
+      const feed = feeds[index]!;
+      if (this.closed || this.attached.has(entry.conversationId)) {
+        this.deps.hub.release(feed);
+        return;
+      }
+      const member: FeedMember = { cursor: cursorOf(entry), sink: this };
+      this.attached.set(entry.conversationId, { feed, member });
+      if (this.waiting) this.waiting.push({ feed, member });
+      else this.follow(feed, member);
+    });
+  }
+
+  private detach(conversationId: string): boolean {
+    const entry = this.attached.get(conversationId);
+    if (!entry) return false;
+    this.attached.delete(conversationId);
+    entry.feed.leave(entry.member);
+    this.deps.hub.release(entry.feed);
+    return true;
+  }
+
+  private announceJoined(conversationId: string, afterSeq: number): void | Promise<void> {
+    return this.emit({ kind: 'ConversationJoined', conversationId, afterSeq } satisfies ConversationJoinedEvent);
+  }
+
+  private serially(work: () => Promise<void>): void {
+    this.changes = this.changes.then(work).catch((error) => this.deps.onError(error, 'membership change'));
+  }
+
+  override onJoined(event: Extract<BusEvent, { type: 'joined' }>): void {
+    this.serially(async () => {
+      if (this.closed || this.attached.has(event.conversationId)) return;
+      // Tell the client first, so the conversation exists for it before its first message.
+      await this.announceJoined(event.conversationId, event.lastSeq);
+      await this.attachFeeds([{ conversationId: event.conversationId, memberCount: event.memberCount, lastSeq: event.lastSeq }], () => event.lastSeq);
+    });
+  }
+
+  override onLeft(event: Extract<BusEvent, { type: 'left' }>): void {
+    this.serially(async () => {
+      if (this.closed || !this.detach(event.conversationId)) return;
+      await this.emit({ kind: 'ConversationLeft', conversationId: event.conversationId, reason: event.reason } satisfies ConversationLeftEvent);
+    });
+  }
+
+  /** The viewer's conversations changed and events may have been lost: compare with the database and apply the difference. */
+  override onResync(): void {
+    this.serially(async () => {
+      if (this.closed || !this.loadInbox) return;
+      const inbox = await this.loadInbox();
+      const current = new Set(inbox.map((entry) => entry.conversationId));
+      for (const conversationId of [...this.attached.keys()]) {
+        if (!current.has(conversationId) && this.detach(conversationId)) {
+          await this.emit({ kind: 'ConversationLeft', conversationId, reason: 'REMOVED' } satisfies ConversationLeftEvent);
+        }
+      }
+      const joined = inbox.filter((entry) => !this.attached.has(entry.conversationId));
+      for (const entry of joined) await this.announceJoined(entry.conversationId, entry.lastSeq);
+      await this.attachFeeds(joined, (entry) => entry.lastSeq);
+    });
+  }
+
+  protected teardown(): void {
+    for (const conversationId of [...this.attached.keys()]) this.detach(conversationId);
+    this.deps.hub.detachUser(this.viewer.id, this);
+  }
+}
