@@ -51,7 +51,8 @@ export function createWebAppHandler(distDir: string = WEB_DIST_DIR): RouteHandle
       return true;
     }
     const file = path.resolve(root, relative);
-    if (!file.startsWith(root + path.sep)) {
+    // Outside web/dist, or a dotfile (the build stamp): not part of the app.
+    if (!file.startsWith(root + path.sep) || path.relative(root, file).split(path.sep).some((part) => part.startsWith('.'))) {
       sendText(res, 404, 'Not found');
       return true;
     }
