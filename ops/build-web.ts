@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -43,11 +45,29 @@ export async function buildWeb(options: { force?: boolean; log?: (line: string) 
   const hash = await inputsHash();
   const built = await readFile(stampFile, 'utf8').catch(() => '');
   if (!options.force && built.trim() === hash) return 'up to date';
+  if (!existsSync(viteBin)) throw new ViteMissing();
   log('Building the web app (web/ → web/dist)…');
-  const { build } = await import('vite');
-  await build({ root: webDir, configFile: path.join(webDir, 'vite.config.ts'), logLevel: 'warn' });
+  // In its own process with NODE_ENV=production: called from a test runner
+  // (NODE_ENV=test) Vite would otherwise bundle React's development build.
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, [viteBin, 'build', '--logLevel', 'warn'], {
+      cwd: webDir,
+      env: { ...process.env, NODE_ENV: 'production' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`vite build exited with ${code}`))));
+  });
   await writeFile(stampFile, hash + '\n');
   return 'built';
+}
+
+const viteBin = path.join(root, 'node_modules', 'vite', 'bin', 'vite.js');
+
+export class ViteMissing extends Error {
+  constructor() {
+    super('Vite is not installed (a production install, without dev dependencies)');
+  }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
@@ -57,7 +77,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     (error: unknown) => {
       // Without dev dependencies (a production install) there is no Vite:
       // the server still starts, and /app/ says how to build it.
-      if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && !force) {
+      if (error instanceof ViteMissing && !force) {
         console.warn('Web app not built: Vite is not installed (npm install without --omit=dev builds it).');
         return;
       }

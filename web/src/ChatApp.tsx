@@ -1,5 +1,5 @@
 import type { ConnectionStatus } from '@chat-api/client';
-import { useRef } from 'react';
+import { useRef, useSyncExternalStore } from 'react';
 import { ConversationList } from './ConversationList';
 import { useConnectionStatus, useSnapshot } from './hooks';
 import { NewConversation } from './NewConversation';
@@ -46,14 +46,36 @@ export function ChatApp({ store, account, onSignOut }: { store: ChatStore; accou
   );
 }
 
+/** The browser's own idea of the network: it knows sooner than a socket waiting for a pong. */
+function useBrowserOnline(): boolean {
+  return useSyncExternalStore(
+    (onChange) => {
+      window.addEventListener('online', onChange);
+      window.addEventListener('offline', onChange);
+      return () => {
+        window.removeEventListener('online', onChange);
+        window.removeEventListener('offline', onChange);
+      };
+    },
+    () => navigator.onLine,
+  );
+}
+
 /** Shown whenever the session is not live: messages sent meanwhile wait and go out on reconnect. */
 function Banner({ status }: { status: ConnectionStatus }) {
+  const online = useBrowserOnline();
   const wasLive = useRef(false);
   if (status === 'live') wasLive.current = true;
-  if (status === 'live' || status === 'closed') return null;
-  const text = status === 'syncing' ? 'Catching up…' : wasLive.current ? 'Reconnecting…' : 'Connecting…';
+  if (status === 'closed' || (status === 'live' && online)) return null;
+  const text = !online
+    ? 'Offline: messages will go out when the connection is back'
+    : status === 'syncing'
+      ? 'Catching up…'
+      : wasLive.current
+        ? 'Reconnecting…'
+        : 'Connecting…';
   return (
-    <div className="banner" role="status" data-status={status}>
+    <div className="banner" role="status" data-status={online ? status : 'offline'}>
       {text}
     </div>
   );

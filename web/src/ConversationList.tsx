@@ -2,8 +2,10 @@ import { usePresence } from './hooks';
 import { titleOf, type ChatStore, type Snapshot } from './store';
 
 export function ConversationList({ store, state }: { store: ChatStore; state: Snapshot }) {
-  // Contacts: the other people of the viewer's direct conversations.
-  const online = usePresence(store.chat);
+  // Contacts: the other people of the viewer's direct conversations (watched
+  // anew when a direct conversation with someone new appears).
+  const contacts = Object.values(state.peers).map((peer) => peer.id).sort().join(' ');
+  const online = usePresence(store.chat, undefined, contacts);
   if (state.loaded && state.conversations.length === 0) return <p className="empty">No conversations yet.</p>;
   return (
     <ul className="conversations" aria-label="Conversations">

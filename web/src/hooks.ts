@@ -17,13 +17,17 @@ export function useConnectionStatus(chat: ChatClient): ConnectionStatus {
   );
 }
 
-/** Who is online: contacts (no conversationId) or one conversation's members. */
-export function usePresence(chat: ChatClient, conversationId?: string): ReadonlyMap<string, boolean> {
+/**
+ * Who is online: contacts (no conversationId) or one conversation's members.
+ * The server fixes who is watched when the subscription starts: pass a
+ * `refreshKey` that changes with the people (e.g. the contacts' ids) to
+ * start over when someone new should be watched.
+ */
+export function usePresence(chat: ChatClient, conversationId?: string, refreshKey?: string): ReadonlyMap<string, boolean> {
   const [online, setOnline] = useState<ReadonlyMap<string, boolean>>(new Map());
   useEffect(() => {
-    setOnline(new Map());
     return chat.onPresence(({ user, online: isOnline }) => setOnline((previous) => new Map(previous).set(user.id, isOnline)), { conversationId });
-  }, [chat, conversationId]);
+  }, [chat, conversationId, refreshKey]);
   return online;
 }
 
