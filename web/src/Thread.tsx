@@ -20,7 +20,8 @@ export function Thread({ store, state, conversation }: { store: ChatStore; state
     ? online.get(peer.id)
       ? 'online'
       : 'offline'
-    : `${conversation.memberCount} members, ${[...online.values()].filter(Boolean).length} online`;
+    : // The viewer is online too (the subscription reports the others).
+      `${conversation.memberCount} members, ${[...online].filter(([userId, on]) => on && userId !== me).length + 1} online`;
 
   return (
     <section className="thread" aria-label={titleOf(conversation, state.peers)}>
