@@ -4,6 +4,7 @@ import { createContext } from './context.js';
 import { pingDatabase, type QueryObserver } from './db/client.js';
 import { openStorage } from './db/storage.js';
 import { maskError } from './errors.js';
+import { createBrowserRoutes } from './http/index.js';
 import { createHttpServer } from './http/server.js';
 import { MAX_REQUEST_BYTES } from './http/server.js';
 import { createGraphQLHttp, GRAPHQL_PATH } from './http/yoga.js';
@@ -111,6 +112,7 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     cleanup.unshift(() => realtime.close());
 
     const auth = await createAuth(config);
+    const browserRoutes = await createBrowserRoutes(config);
     const newContext = (viewer: Viewer | null) => createContext({ viewer, services, realtime });
     const ensureUser = (viewer: Viewer) => services.users.ensure(viewer);
     const operations = new Operations({ schema, renderers: realtime.renderers, maskError: maskAndCount, onError });
@@ -142,6 +144,7 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     });
     const http = createHttpServer({
       path: GRAPHQL_PATH,
+      browser: browserRoutes,
       graphql: (req, res) => yoga.handle(req, res),
       sse,
       webSocket: (httpServer) =>

@@ -10,6 +10,7 @@ export { ChatError, ErrorCode, isChatError } from './errors.js';
 export { CloseReason } from './connection.js';
 export type { SendOptions } from './outbox.js';
 export type { RetryOptions } from './timing.js';
+export { TYPING_RENEW_MS } from './live.js';
 export type {
   ChatEvent,
   ConnectionStatus,
@@ -28,6 +29,9 @@ export type {
   MessageHistory,
   MessagesSincePage,
   PendingSend,
+  PresenceEvent,
+  ReadReceipt,
+  TypingEvent,
   Unsubscribe,
   User,
 } from './types.js';

@@ -6,12 +6,25 @@ import { createEmitter, createPushIterator } from './emitter.js';
 import { ChatError, ErrorCode, toChatError } from './errors.js';
 import { createHttpTransport } from './http.js';
 import { subscribeInbox } from './inbox.js';
+import { createLiveFeeds, createReadMarker, createTypingNotifier, watchPresence, watchTyping, type LiveContext } from './live.js';
 import { createOutbox, type SendOptions } from './outbox.js';
 import { Sequencer } from './sequencer.js';
 import { createResumer } from './resume.js';
 import type { RetryOptions } from './timing.js';
 import { createTokenSource, type GetToken } from './tokens.js';
-import type { ChatEvent, ConnectionStatus, Cursors, JoinedEvent, LeftEvent, Message, PendingSend, Unsubscribe } from './types.js';
+import type {
+  ChatEvent,
+  ConnectionStatus,
+  Cursors,
+  JoinedEvent,
+  LeftEvent,
+  Message,
+  PendingSend,
+  PresenceEvent,
+  ReadReceipt,
+  Unsubscribe,
+  User,
+} from './types.js';
 
 export interface ChatClientOptions {
   /** The GraphQL endpoint over HTTP, e.g. `https://chat.example.com/graphql`. */
@@ -76,6 +89,27 @@ export interface ChatClient extends ChatApi {
   ready(): Promise<void>;
   /** Drops the socket and reconnects at once (e.g. when the browser says it is online again). */
   reconnect(): void;
+  /**
+   * Presence of a conversation's members, or of the viewer's contacts (the
+   * people in their direct conversations) without `conversationId`. The
+   * listener first gets everyone's current state, then each change; after a
+   * reconnect, everyone's state again.
+   */
+  onPresence(listener: (event: PresenceEvent) => void, filter?: MessageFilter): Unsubscribe;
+  /** Who else is typing in a conversation: the whole list, on every change (expired indicators drop out by themselves). */
+  onTyping(conversationId: string, listener: (users: User[]) => void): Unsubscribe;
+  /** Call on every keystroke: tells the others the viewer is typing, renewing it at most every 2 s. */
+  notifyTyping(conversationId: string): void;
+  /** Withdraws the viewer's typing indicator (after sending, or when the draft is cleared). */
+  stopTyping(conversationId: string): void;
+  /**
+   * Moves the read position forward to `seq`, without awaiting: call it for
+   * every message the user has seen. Calls are coalesced (one markRead in
+   * flight per conversation) and never move backward; failures go to `onError`.
+   */
+  markSeen(conversationId: string, seq: number): void;
+  /** Every member's read position (all pages of `members`), for "seen by" marks. */
+  readReceipts(conversationId: string): Promise<ReadReceipt[]>;
   /** Runs any typed query or mutation over HTTP (with the session's token handling). */
   request<TData, TVariables extends AnyVariables>(document: TypedDocumentNode<TData, TVariables>, variables: TVariables): Promise<TData>;
   /** Closes the socket, rejects pending sends with CLOSED, ends iterators. */
@@ -186,6 +220,13 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     signal,
   });
 
+  const feeds = createLiveFeeds();
+  signal.addEventListener('abort', () => feeds.dispose(), { once: true });
+  // A getter: the connection is created below, and feeds only start once it has connected.
+  const live: LiveContext = { get connection() { return connection; }, feeds, report };
+  const typingNotifier = createTypingNotifier(api.setTyping, report);
+  const markSeen = createReadMarker(api.markRead, report);
+
   const connection = createConnection({
     url: options.wsUrl ?? webSocketUrl(options.url),
     tokens,
@@ -195,8 +236,12 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     onConnected() {
       outbox.wake(); // the network is back: retry sends now rather than at the end of their backoff
       resumer.connected();
+      feeds.connected();
     },
-    onClosed: () => resumer.closed(),
+    onClosed() {
+      resumer.closed();
+      feeds.closed();
+    },
     onError: report,
   });
 
@@ -244,6 +289,21 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
           else reject(new ChatError(ErrorCode.CLOSED, 'The session was closed'));
         });
       });
+    },
+    onPresence: (listener, filter) => watchPresence(live, filter?.conversationId, listener),
+    onTyping: (conversationId, listener) => watchTyping(live, conversationId, listener),
+    notifyTyping: (conversationId) => typingNotifier.typing(conversationId),
+    stopTyping: (conversationId) => typingNotifier.stop(conversationId),
+    markSeen,
+    async readReceipts(conversationId) {
+      const receipts: ReadReceipt[] = [];
+      let after: string | null = null;
+      for (;;) {
+        const page = await api.members(conversationId, { first: 500, after });
+        for (const member of page.members) receipts.push({ user: member.user, lastReadSeq: member.lastReadSeq });
+        if (!page.hasNextPage) return receipts;
+        after = page.endCursor;
+      }
     },
     reconnect: () => connection.reconnect(),
     request: (document, variables) => http.execute(document, variables),

@@ -95,3 +95,24 @@ export interface PendingSend {
 }
 
 export type Unsubscribe = () => void;
+
+/** Someone came online or went offline (or, at the start of a subscription, their current state). */
+export interface PresenceEvent {
+  user: User;
+  online: boolean;
+}
+
+/** Someone else started or stopped typing; ephemeral, never stored. */
+export interface TypingEvent {
+  conversationId: string;
+  user: User;
+  typing: boolean;
+  /** When the indicator lapses unless renewed (server clock, ISO-8601). */
+  expiresAt: string;
+}
+
+/** How far one member has read: every message with `seq <= lastReadSeq`. */
+export interface ReadReceipt {
+  user: User;
+  lastReadSeq: number;
+}

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -36,4 +38,27 @@ it('runs the two-users example from the README against a real server', async () 
   expect(stdout).toContain('alice sent  #1 Hi Bob, how are you?');
   expect(stdout).toContain('bob   sees  #1 Alice: Hi Bob, how are you?');
   expect(stdout).toContain('alice got   #2 Bob: Fine, thanks Alice!');
+}, 90_000);
+
+it("runs the README's Node snippet as written", async () => {
+  const readme = await readFile(path.join(root, 'README.md'), 'utf8');
+  const snippet = /<!-- snippet: node[^>]*-->\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  expect(snippet).toContain("import WebSocket from 'ws'");
+  expect(snippet).not.toContain('localStorage');
+  // Inside the repository (git-ignored .data/), so '@chat-api/client' and 'ws' resolve as for a reader.
+  const file = path.join(root, '.data', `readme-snippet-${randomBytes(4).toString('hex')}.mts`);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, snippet!);
+  try {
+    await server.user('bob', 'Bob'); // the snippet writes to Bob, who must exist
+    const alice = uid('alice');
+    const { stdout } = await run(bin('tsx'), [file], {
+      cwd: root,
+      timeout: 60_000,
+      env: { ...process.env, CHAT_URL: server.url, CHAT_TOKEN: await token(alice, 'Alice') },
+    });
+    expect(stdout.trim()).toBe('Alice: Hello Bob');
+  } finally {
+    await rm(file, { force: true });
+  }
 }, 90_000);

@@ -8,6 +8,8 @@ export const MAX_REQUEST_BYTES = 1024 * 1024;
 
 export interface HttpServerOptions {
   path: string;
+  /** What a browser needs besides /graphql (the web app, GraphiQL's files, dev sign-in): true when it answered. */
+  browser: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
   /** Queries and mutations (Yoga). */
   graphql: (req: http.IncomingMessage, res: http.ServerResponse) => unknown;
   sse: SseTransport;
@@ -27,8 +29,9 @@ export interface HttpServer {
 }
 
 /**
- * One port for everything: health, readiness and metrics, GraphQL over HTTP
- * (Yoga), Server-Sent Events and WebSocket upgrades, and the drain.
+ * One port for everything: health, readiness and metrics, the web app and
+ * GraphiQL's files, GraphQL over HTTP (Yoga), Server-Sent Events and
+ * WebSocket upgrades, and the drain.
  */
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   let draining = false;
@@ -56,6 +59,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       req.destroy();
       return;
     }
+    if (options.browser(req, res)) return;
     if (pathname === options.path && options.sse.accepts(req)) {
       if (draining) {
         res.writeHead(503, { 'content-type': 'application/json', connection: 'close' }).end('{"errors":[{"message":"Server restarting"}]}');

@@ -5,6 +5,7 @@ import type { Context } from '../context.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { useOperationTelemetry } from '../telemetry.js';
+import { renderLocalGraphiQL } from './graphiql.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -68,6 +69,8 @@ export function createGraphQLHttp(options: {
     plugins: [useOperationTelemetry(logger, options.metrics), subscriptionsElsewhere],
     maskedErrors: { maskError: (error) => options.maskError(error) },
     graphiql: { title: 'Chat API', defaultQuery: GRAPHIQL_QUERY },
+    // From this server's own files (no CDN): works offline.
+    renderGraphiQL: renderLocalGraphiQL,
     // Yoga types contexts as open records; ours is the closed `Context` interface.
     context: async (initial: YogaInitialContext) => {
       const viewer = await options.auth.fromAuthorizationHeader(initial.request.headers.get('authorization'));
