@@ -136,4 +136,24 @@ describe('the graphql-transport-ws protocol', () => {
     expect(p.frames.filter((f) => f.id === 's').map((f) => f.payload?.data?.messageAdded?.seq ?? f.type)).toEqual([1]);
     p.close();
   });
+
+  it('lets a client reuse an id once its operation completed, however the starts and completes interleave', async () => {
+    const p = await peer();
+    await p.init();
+    const c = (await alice.ok('mutation { createGroup(title: "reuse", memberIds: []) { id } }')).createGroup.id;
+    const subscribe = (id: string) => ({ id, type: 'subscribe', payload: { query: 'subscription($c: ID!) { messageAdded(conversationId: $c) { seq } }', variables: { c } } });
+    // Subscribe A; in the same tick subscribe B and complete A; later complete B; then subscribe B again.
+    p.send(subscribe('A'));
+    p.send(subscribe('B'));
+    p.send({ id: 'A', type: 'complete' });
+    await settle(300);
+    p.send({ id: 'B', type: 'complete' });
+    await settle(100);
+    p.send(subscribe('B'));
+    await settle(100);
+    await alice.ok('mutation($c: ID!) { sendMessage(conversationId: $c, body: "x", clientMessageId: "reuse-1") { seq } }', { c });
+    await p.until(() => p.frames.some((f) => f.id === 'B' && f.type === 'next'), 'a message on the reused id');
+    expect(p.frames.filter((f) => f.type === 'next').map((f) => f.id)).toEqual(['B']);
+    p.close();
+  });
 });

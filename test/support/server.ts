@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import { createClient as createSseClient } from 'graphql-sse';
 import WebSocket from 'ws';
 import { buildApp, type App, type AppHooks } from '../../src/app.js';
 import { signToken } from '../../src/auth.js';
@@ -91,8 +92,13 @@ export async function userAt(at: Endpoint, id: string, name?: string, options: {
   return user;
 }
 
+/** The realtime transports every subscription behaviour is tested over. */
+export const TRANSPORTS = ['ws', 'sse'] as const;
+export type TransportName = (typeof TRANSPORTS)[number];
+
 export class TestUser {
   private sockets: Client[] = [];
+  private sseClients: { dispose(): void }[] = [];
   constructor(
     readonly server: Endpoint,
     readonly id: string,
@@ -143,12 +149,30 @@ export class TestUser {
   }
 
   subscribe<T = any>(query: string, variables?: Record<string, unknown>, client = this.socket()): Subscription<T> {
-    return new Subscription<T>(client, query, variables);
+    return new Subscription<T>((sink) => client.subscribe<T>({ query, variables }, sink));
+  }
+
+  /**
+   * A subscription over Server-Sent Events, with graphql-sse's client in
+   * distinct connections mode (what GraphiQL speaks): one HTTP stream per
+   * subscription, no retries (a dropped stream is an error).
+   */
+  subscribeSse<T = any>(query: string, variables?: Record<string, unknown>): Subscription<T> {
+    const client = createSseClient({ url: this.server.url, headers: { authorization: `Bearer ${this.token}` }, retryAttempts: 0 });
+    this.sseClients.push(client);
+    return new Subscription<T>((sink) => client.subscribe<T>({ query, variables }, sink as never));
+  }
+
+  /** A subscription over the named transport: the same assertions hold for each. */
+  subscribeVia<T = any>(transport: TransportName, query: string, variables?: Record<string, unknown>): Subscription<T> {
+    return transport === 'ws' ? this.subscribe<T>(query, variables) : this.subscribeSse<T>(query, variables);
   }
 
   async closeSockets(): Promise<void> {
     await Promise.all(this.sockets.map((client) => client.dispose()));
+    for (const client of this.sseClients) client.dispose();
     this.sockets = [];
+    this.sseClients = [];
   }
 }
 
@@ -160,9 +184,14 @@ export class Subscription<T = any> {
   private readonly unsubscribe: () => void;
   private waiters: (() => void)[] = [];
 
-  constructor(client: Client, query: string, variables?: Record<string, unknown>) {
-    this.unsubscribe = client.subscribe<T>(
-      { query, variables },
+  constructor(
+    start: (sink: {
+      next: (result: FormattedExecutionResult<T, unknown>) => void;
+      error: (error: unknown) => void;
+      complete: () => void;
+    }) => () => void,
+  ) {
+    this.unsubscribe = start(
       {
         next: (result) => {
           this.results.push(result);
@@ -188,6 +217,21 @@ export class Subscription<T = any> {
 
   get data(): T[] {
     return this.results.map((result) => result.data as T);
+  }
+
+  /** Whether it ended, by the server or with an error (either transport's way). */
+  get ended(): boolean {
+    return this.completed || this.error !== undefined;
+  }
+
+  /**
+   * The code of the error it ended with: graphql-ws sends an `error` message
+   * (or a result with errors, then `complete`, when it could not start);
+   * GraphQL over SSE sends a result with errors, then `complete`.
+   */
+  get errorCode(): string | undefined {
+    const errors = Array.isArray(this.error) ? this.error : this.results.at(-1)?.errors;
+    return (errors?.[0] as { extensions?: { code?: string } } | undefined)?.extensions?.code;
   }
 
   /** Resolves when `predicate` holds, rejects after `timeoutMs` with what arrived so far. */
