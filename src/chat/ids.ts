@@ -10,7 +10,7 @@ export const newId = (): string => randomUUID();
 
 /**
  * A direct conversation's id is a function of the (sorted) pair of users, so
- * "one DM per pair" holds without a cross-shard uniqueness check (DESIGN §3).
+ * "one DM per pair" holds without a cross-shard uniqueness check (docs/architecture.md, "Storage").
  * It is a UUID of version 8 (custom) built from a SHA-256 of the pair.
  */
 export function directConversationId(a: string, b: string): string {

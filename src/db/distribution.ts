@@ -1,5 +1,5 @@
 /**
- * How the schema is distributed over a Citus cluster (DESIGN §3), written
+ * How the schema is distributed over a Citus cluster (docs/architecture.md, "Storage"), written
  * down once. The migration `20261201000000_citus_distribution` applies exactly
  * this (SQL cannot import it, so `test/citus-catalog.test.ts` checks that the
  * two agree), and the tests check Citus's rules against it: unique indexes and

