@@ -19,6 +19,9 @@ import { Operations } from './realtime/transport/operations.js';
 import { createSseTransport } from './realtime/transport/sse.js';
 import { createSocketServer } from './realtime/transport/ws-server.js';
 import { schema } from './schema/index.js';
+import { SDK_DOCUMENTS } from './generated/trusted-documents.js';
+import { OperationGuard } from './security/guard.js';
+import { TrustedDocuments } from './security/trusted-documents.js';
 import { createServices, type Services } from './services.js';
 import { describe, recordOperation } from './telemetry.js';
 
@@ -115,7 +118,12 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     const browserRoutes = await createBrowserRoutes(config);
     const newContext = (viewer: Viewer | null) => createContext({ viewer, services, realtime });
     const ensureUser = (viewer: Viewer) => services.users.ensure(viewer);
-    const operations = new Operations({ schema, renderers: realtime.renderers, maskError: maskAndCount, onError });
+    // One gate for every transport: limits, validation, trusted documents (docs/architecture.md, "Operation limits").
+    const trusted = new TrustedDocuments(config.trustedDocumentsOnly);
+    trusted.add(SDK_DOCUMENTS, 'the SDK');
+    for (const file of config.trustedDocuments) await trusted.addFile(file);
+    const guard = new OperationGuard(schema, trusted);
+    const operations = new Operations({ schema, guard, renderers: realtime.renderers, maskError: maskAndCount, onError });
     const onOperation = (ids: Record<string, string>, document: Parameters<typeof describe>[0], operationName: string | null | undefined, seconds: number, errors: string[] | undefined) =>
       recordOperation(logger, metrics, ids, describe(document, operationName), seconds, errors);
     const onSubscriptionStart = (ids: Record<string, string>, document: Parameters<typeof describe>[0], operationName: string | null | undefined) =>
@@ -134,7 +142,7 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
       instanceId: config.instanceId,
     };
 
-    const yoga = createGraphQLHttp({ schema, auth, logger, metrics, maskError: maskAndCount, ensureUser, createContext: newContext });
+    const yoga = createGraphQLHttp({ schema, guard, auth, logger, metrics, maskError: maskAndCount, ensureUser, createContext: newContext });
     const sse = createSseTransport({
       ...transportOptions,
       createContext: newContext,

@@ -37,6 +37,10 @@ export interface Config {
   presenceTtlMs: number;
   /** Name of this instance in presence and logs. */
   instanceId: string;
+  /** Manifests of trusted documents besides the SDK's (JSON files `{ "sha256:<hex>": "<text>" }`). */
+  trustedDocuments: string[];
+  /** Refuse any document that is not trusted (README, "Trusted documents"). */
+  trustedDocumentsOnly: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -65,6 +69,13 @@ function url(env: NodeJS.ProcessEnv, name: string, protocols: string[]): string 
     throw new ConfigError(`${name} must use one of ${protocols.join(', ')}`);
   }
   return raw;
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '' || raw === 'false' || raw === '0') return false;
+  if (raw === 'true' || raw === '1') return true;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
 }
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
@@ -99,6 +110,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     presenceTtlMs: integer(env, 'PRESENCE_TTL_MS', 30_000, 300, 3_600_000),
     deliveryCheckMs: integer(env, 'DELIVERY_CHECK_MS', 2_000, 50, 60_000),
     instanceId: env.INSTANCE_ID || `${process.pid}`,
+    trustedDocuments: (env.TRUSTED_DOCUMENTS ?? '').split(',').map((file) => file.trim()).filter(Boolean).map((file) => path.resolve(file)),
+    trustedDocumentsOnly: flag(env, 'TRUSTED_DOCUMENTS_ONLY'),
     logLevel,
   };
 }

@@ -136,12 +136,12 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     else expect(sub.errorCode).toBe('UNAUTHENTICATED');
   }, 30_000);
 
-  it('refuses an operation over the size limit with BAD_USER_INPUT', async () => {
+  it('refuses an operation over the size limit with SIZE_LIMIT_EXCEEDED', async () => {
     const alice = await user('alice');
     const padding = ' '.repeat(17 * 1024);
     const sub = alice.subscribeVia(transport, `subscription {${padding} inbox { __typename } }`);
     await sub.until((s) => s.ended || s.results.length > 0, 5000, 'an answer');
-    expect(sub.errorCode).toBe('BAD_USER_INPUT');
+    expect(sub.errorCode).toBe('SIZE_LIMIT_EXCEEDED');
   });
 });
 

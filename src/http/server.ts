@@ -55,14 +55,14 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     }
     // Queries are small; a huge body is a mistake or an attack, refused before anything parses it.
     if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BYTES) {
-      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end('{"errors":[{"message":"Request too large","extensions":{"code":"BAD_USER_INPUT"}}]}');
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(`{"errors":[{"message":"Request too large","extensions":{"code":"SIZE_LIMIT_EXCEEDED","limit":${MAX_REQUEST_BYTES}}}]}`);
       req.destroy();
       return;
     }
     if (options.browser(req, res)) return;
     if (pathname === options.path && options.sse.accepts(req)) {
       if (draining) {
-        res.writeHead(503, { 'content-type': 'application/json', connection: 'close' }).end('{"errors":[{"message":"Server restarting"}]}');
+        res.writeHead(503, { 'content-type': 'application/json', connection: 'close' }).end('{"errors":[{"message":"Server restarting","extensions":{"code":"SERVICE_UNAVAILABLE"}}]}');
         return;
       }
       void options.sse.handle(req, res);

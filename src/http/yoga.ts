@@ -4,8 +4,11 @@ import type { Auth } from '../auth.js';
 import type { Context } from '../context.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import type { OperationGuard } from '../security/guard.js';
+import { useOperationGuard } from '../security/yoga-plugin.js';
 import { useOperationTelemetry } from '../telemetry.js';
 import { renderLocalGraphiQL } from './graphiql.js';
+import { MAX_REQUEST_BYTES } from './server.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -30,7 +33,7 @@ const subscriptionsElsewhere: Plugin = {
     setResultAndStopExecution({
       errors: [
         new GraphQLError('Subscribe over WebSocket (graphql-transport-ws) or Server-Sent Events (Accept: text/event-stream first)', {
-          extensions: { code: 'BAD_USER_INPUT' },
+          extensions: { code: 'BAD_REQUEST' },
         }),
       ],
     });
@@ -45,6 +48,8 @@ const subscriptionsElsewhere: Plugin = {
  */
 export function createGraphQLHttp(options: {
   schema: GraphQLSchema;
+  /** The limits and checks every transport shares (src/security/guard.ts). */
+  guard: OperationGuard;
   auth: Auth;
   logger: Logger;
   metrics: Metrics;
@@ -66,7 +71,10 @@ export function createGraphQLHttp(options: {
       // normal logs. Unexpected errors are logged by the masking, without the query.
       error: (...args) => logger.debug({ yoga: args.map(String).join(' ') }),
     },
-    plugins: [useOperationTelemetry(logger, options.metrics), subscriptionsElsewhere],
+    plugins: [useOperationTelemetry(logger, options.metrics), useOperationGuard(options.guard, options.maskError), subscriptionsElsewhere],
+    // One operation per request (docs/architecture.md, "Operation limits").
+    batching: false,
+    maxRequestBodySize: MAX_REQUEST_BYTES,
     maskedErrors: { maskError: (error) => options.maskError(error) },
     graphiql: { title: 'Chat API', defaultQuery: GRAPHIQL_QUERY },
     // From this server's own files (no CDN): works offline.

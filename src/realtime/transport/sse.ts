@@ -132,7 +132,7 @@ async function requestOf(req: IncomingMessage, limit: number): Promise<Operation
     } catch {
       return { status: 400, message: 'variables must be JSON' };
     }
-    return { query: params.get('query'), operationName: params.get('operationName'), variables };
+    return { query: params.get('query'), operationName: params.get('operationName'), variables, documentId: params.get('documentId') ?? undefined };
   }
   const body = await readBody(req, limit);
   if (body === null) return { status: 413, message: 'Request too large' };
@@ -203,7 +203,8 @@ export function createSseTransport(options: SseOptions): SseTransport {
       const request = await requestOf(req, options.maxBodyBytes);
       if ('status' in request) {
         res.writeHead(request.status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ errors: [{ message: request.message, extensions: { code: 'BAD_USER_INPUT' } }] }));
+        const code = request.status === 413 ? 'SIZE_LIMIT_EXCEEDED' : 'BAD_REQUEST';
+        res.end(JSON.stringify({ errors: [{ message: request.message, extensions: { code } }] }));
         return;
       }
       const prepared = operations.prepare(request);
