@@ -3,7 +3,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
 import type { Config } from './config.js';
-import { unauthenticated } from './errors.js';
+import { badInput, unauthenticated } from './errors.js';
+import { unstorable } from './security/text.js';
 
 /** The authenticated user on whose behalf an operation runs. */
 export interface Viewer {
@@ -100,7 +101,12 @@ export async function createAuth(config: Config): Promise<Auth> {
     }
     const sub = payload.sub;
     if (typeof sub !== 'string' || !isValidUserId(sub)) throw unauthenticated('Token has no usable subject');
-    const name = typeof payload.name === 'string' && payload.name.trim() !== '' ? payload.name.trim().slice(0, 100) : sub;
+    const claimed = typeof payload.name === 'string' ? payload.name : '';
+    // Stored as the user's name and shown to others: storable text, NFC, like every name (README, "Text").
+    const problem = unstorable(claimed);
+    if (problem) throw badInput(`The token's name ${problem}`, 'name');
+    const normalized = claimed.normalize('NFC').trim();
+    const name = normalized !== '' ? [...normalized].slice(0, 100).join('') : sub;
     return { id: sub, name, ...(typeof payload.exp === 'number' && { expiresAt: payload.exp * 1000 }) };
   }
 

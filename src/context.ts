@@ -9,6 +9,8 @@ export interface Loaders {
   lastMessage: DataLoader<{ id: string; lastSeq: number }, MessageRecord | null, string>;
   online: DataLoader<string, boolean>;
   lastSeenAt: DataLoader<string, Date | null>;
+  /** Whether the viewer may see a user's presence (src/chat/presence-rule.ts). */
+  presenceVisible: DataLoader<string, boolean>;
 }
 
 export interface Context {
@@ -38,6 +40,7 @@ class LazyLoaders implements Loaders {
   constructor(
     private readonly services: Services,
     private readonly realtime: Realtime,
+    private readonly viewerId: string | undefined,
   ) {}
 
   private fresh(): Partial<Loaders> {
@@ -75,11 +78,19 @@ class LazyLoaders implements Loaders {
       return ids.map((id) => found.get(id) ?? null);
     }));
   }
+
+  get presenceVisible() {
+    const { services, viewerId } = this;
+    return (this.fresh().presenceVisible ??= new DataLoader(async (ids: readonly string[]) => {
+      const visible = viewerId === undefined ? new Set<string>() : await services.presenceRule.visibleTo(viewerId, ids);
+      return ids.map((id) => visible.has(id));
+    }));
+  }
 }
 
 /** The one context factory, for every transport: HTTP (through Yoga), WebSocket and SSE alike. */
 export function createContext(parts: { viewer: Viewer | null; services: Services; realtime: Realtime }): Context {
-  return { ...parts, loaders: new LazyLoaders(parts.services, parts.realtime) };
+  return { ...parts, loaders: new LazyLoaders(parts.services, parts.realtime, parts.viewer?.id) };
 }
 
 /**

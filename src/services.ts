@@ -3,6 +3,7 @@ import type { ChatEvents } from './chat/events.js';
 import { createConversationService } from './chat/conversations.js';
 import { createMembershipService } from './chat/membership.js';
 import { createMessageService } from './chat/messages.js';
+import { createPresenceRule } from './chat/presence-rule.js';
 import { createStreamService } from './chat/streams.js';
 import { createTypingService } from './chat/typing.js';
 import { createUserService } from './chat/users.js';
@@ -21,5 +22,6 @@ export function createServices(db: Database, events: ChatEvents, config: Config)
     messages: createMessageService(db, users, events, config),
     typing: createTypingService(db, events, streams.memberIds),
     streams,
+    presenceRule: createPresenceRule(db),
   };
 }

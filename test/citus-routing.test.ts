@@ -145,7 +145,8 @@ async function tour(): Promise<void> {
   const [alice, bob, carol, dave, erin] = [await user('alice'), await user('bob'), await user('carol'), await user('dave'), await user('erin')];
 
   await alice.ok('{ viewer { id name online lastSeenAt } }');
-  await alice.ok('query($id: ID!) { user(id: $id) { id name online lastSeenAt } }', { id: bob.id });
+  // Presence of someone she shares no conversation with yet: refused (the presence rule's reads).
+  expect(await alice.errorCode('query($id: ID!) { user(id: $id) { id name online lastSeenAt } }', { id: bob.id })).toBe('FORBIDDEN');
 
   // Subscriptions that exist before the conversations do: they learn of them live.
   const bobInbox = bob.subscribe('subscription { inbox { __typename ... on Message { seq body } ... on ConversationJoined { conversationId conversation { id title memberCount } } ... on ConversationLeft { conversationId reason } } }');
@@ -153,6 +154,7 @@ async function tour(): Promise<void> {
 
   const dm = (await alice.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: bob.id })).startDirectConversation.id as string;
   await alice.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: bob.id }); // exists already
+  await alice.ok('query($id: ID!) { user(id: $id) { id name online lastSeenAt } }', { id: bob.id }); // a contact now
   const alicePresence = alice.subscribe('subscription { presence { user { id name } online } }'); // her contacts: bob
   const group = (await alice.ok('mutation($m: [ID!]!) { createGroup(title: "tour", memberIds: $m) { id } }', { m: [bob.id, carol.id] })).createGroup.id as string;
   await alice.ok('mutation($c: ID!, $u: [ID!]!) { addMembers(conversationId: $c, userIds: $u) { id memberCount } }', { c: group, u: [carol.id, dave.id, erin.id] });

@@ -15,6 +15,7 @@ import {
   UserDocument,
   ViewerDocument,
 } from './generated/graphql.js';
+import { ChatError, ErrorCode } from './errors.js';
 import type { HttpTransport } from './http.js';
 import type { Conversation, ConversationPage, MemberPage, Message, MessageHistory, MessagesSincePage, User } from './types.js';
 
@@ -55,6 +56,16 @@ export interface ChatApi {
   sendMessage(conversationId: string, body: string, clientMessageId: string): Promise<Message>;
 }
 
+/**
+ * A mutation's result. Mutation fields are nullable (several in one operation
+ * each report their own outcome), but one that failed comes with its error,
+ * which the transport has already thrown: null here is a server bug.
+ */
+function present<T>(value: T | null, field: string): T {
+  if (value === null) throw new ChatError(ErrorCode.INTERNAL_SERVER_ERROR, `The server answered ${field} without a result`);
+  return value;
+}
+
 export function createChatApi(http: HttpTransport): ChatApi {
   const run = http.execute.bind(http);
   return {
@@ -80,14 +91,14 @@ export function createChatApi(http: HttpTransport): ChatApi {
     messages: async (conversationId, page = {}) => (await run(MessagesDocument, { conversationId, before: page.before, last: page.last })).messages,
     messagesSince: async (conversationId, afterSeq, page = {}) =>
       (await run(MessagesSinceDocument, { conversationId, afterSeq, first: page.first })).messagesSince,
-    startDirectConversation: async (userId) => (await run(StartDirectConversationDocument, { userId })).startDirectConversation,
-    createGroup: async (title, memberIds) => (await run(CreateGroupDocument, { title, memberIds })).createGroup,
-    addMembers: async (conversationId, userIds) => (await run(AddMembersDocument, { conversationId, userIds })).addMembers,
-    removeMember: async (conversationId, userId) => (await run(RemoveMemberDocument, { conversationId, userId })).removeMember,
-    leaveConversation: async (conversationId) => (await run(LeaveConversationDocument, { conversationId })).leaveConversation,
-    markRead: async (conversationId, seq) => (await run(MarkReadDocument, { conversationId, seq })).markRead,
-    setTyping: async (conversationId, typing = true) => (await run(SetTypingDocument, { conversationId, typing })).setTyping,
+    startDirectConversation: async (userId) => present((await run(StartDirectConversationDocument, { userId })).startDirectConversation, 'startDirectConversation'),
+    createGroup: async (title, memberIds) => present((await run(CreateGroupDocument, { title, memberIds })).createGroup, 'createGroup'),
+    addMembers: async (conversationId, userIds) => present((await run(AddMembersDocument, { conversationId, userIds })).addMembers, 'addMembers'),
+    removeMember: async (conversationId, userId) => present((await run(RemoveMemberDocument, { conversationId, userId })).removeMember, 'removeMember'),
+    leaveConversation: async (conversationId) => present((await run(LeaveConversationDocument, { conversationId })).leaveConversation, 'leaveConversation'),
+    markRead: async (conversationId, seq) => present((await run(MarkReadDocument, { conversationId, seq })).markRead, 'markRead'),
+    setTyping: async (conversationId, typing = true) => present((await run(SetTypingDocument, { conversationId, typing })).setTyping, 'setTyping'),
     sendMessage: async (conversationId, body, clientMessageId) =>
-      (await run(SendMessageDocument, { conversationId, body, clientMessageId })).sendMessage,
+      present((await run(SendMessageDocument, { conversationId, body, clientMessageId })).sendMessage, 'sendMessage'),
   };
 }

@@ -1,7 +1,7 @@
 import type { Viewer } from '../auth.js';
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
-import { badInput, forbidden, notFound } from '../errors.js';
+import { badInput, ChatError, ErrorCode, forbidden, notFound } from '../errors.js';
 import { requireMember } from './access.js';
 import type { ChatEvents } from './events.js';
 import { newId } from './ids.js';
@@ -106,6 +106,10 @@ export function createMessageService(db: Database, users: UserService, events: C
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
         const existing = await stored(conversationId, viewer.id, cmid);
+        // A retry returns what it stored; other content under the same key is a client bug, never a silent success.
+        if (existing && existing.body !== text) {
+          throw new ChatError(ErrorCode.IDEMPOTENCY_CONFLICT, 'clientMessageId was already used for a different message', { field: 'clientMessageId' });
+        }
         if (existing) return existing;
         throw error;
       }

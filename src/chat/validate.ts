@@ -1,5 +1,6 @@
 import { isValidUserId } from '../auth.js';
 import { badInput, notFound } from '../errors.js';
+import { humanText } from '../security/text.js';
 import { isUuid } from './ids.js';
 
 /** Input rules shared by the services; each failure is a BAD_USER_INPUT naming its field. */
@@ -28,7 +29,9 @@ export function userIdArgument(id: string): string {
   return id;
 }
 
-export function messageBody(body: string, maxLength: number): string {
+/** A body as stored and delivered: storable, NFC (README, "Text"), not blank, at most `maxLength` characters. */
+export function messageBody(input: string, maxLength: number): string {
+  const body = humanText(input, 'body');
   if (body.trim() === '') throw badInput('Message body must not be empty', 'body');
   // Count code points, not UTF-16 units, so an emoji is one character.
   let length = 0;
@@ -47,7 +50,7 @@ export function clientMessageId(value: string): string {
 }
 
 export function groupTitle(title: string): string {
-  const trimmed = title.trim();
+  const trimmed = humanText(title, 'title').trim();
   if (trimmed === '' || trimmed.length > 200) throw badInput('title must be 1 to 200 characters', 'title');
   return trimmed;
 }

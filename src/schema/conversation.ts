@@ -2,7 +2,7 @@ import { builder, PageInfo } from '../builder.js';
 import type { ConversationView, MemberRecord } from '../chat/records.js';
 import { requireViewer } from '../context.js';
 import { Message } from './message.js';
-import { User } from './user.js';
+import { User, viaConversation } from './user.js';
 
 export const ConversationKind = builder.enumType('ConversationKind', {
   values: {
@@ -20,7 +20,7 @@ export const MemberRole = builder.enumType('MemberRole', {
 
 export const Member = builder.objectRef<MemberRecord>('Member').implement({
   fields: (t) => ({
-    user: t.field({ type: User, resolve: (member) => member.user }),
+    user: t.field({ type: User, resolve: (member) => viaConversation(member.user) }),
     role: t.field({ type: MemberRole, resolve: (member) => member.role }),
     joinedAt: t.expose('joinedAt', { type: 'DateTime' }),
     lastReadSeq: t.exposeInt('lastReadSeq', { description: 'Everything up to this seq has been read by this member.' }),

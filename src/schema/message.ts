@@ -4,7 +4,7 @@ import type { MessageHistoryPage, MessagesSincePage } from '../chat/messages.js'
 import { requireViewer } from '../context.js';
 import { conversationIdArgument } from '../chat/validate.js';
 import { MessageStream } from '../realtime/streams/message-stream.js';
-import { User } from './user.js';
+import { User, viaConversation } from './user.js';
 
 // Message fields must not depend on who is looking: live payloads are
 // rendered once and shared by every subscriber (see realtime/render.ts).
@@ -14,7 +14,7 @@ export const Message = builder.objectRef<MessageRecord>('Message').implement({
     id: t.exposeID('id'),
     conversationId: t.exposeID('conversationId'),
     seq: t.exposeInt('seq'),
-    sender: t.field({ type: User, resolve: (message) => message.sender }),
+    sender: t.field({ type: User, resolve: (message) => viaConversation(message.sender) }),
     body: t.exposeString('body'),
     clientMessageId: t.exposeString('clientMessageId', {
       description: 'The id the sender chose; a retry with the same id returns this message instead of storing another.',

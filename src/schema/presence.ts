@@ -3,12 +3,12 @@ import { requireViewer } from '../context.js';
 import { conversationIdArgument } from '../chat/validate.js';
 import { PresenceStream, type PresenceChangedEvent } from '../realtime/streams/presence-stream.js';
 import { TypingStream, type TypingEvent } from '../realtime/streams/typing-stream.js';
-import { User } from './user.js';
+import { User, viaConversation } from './user.js';
 
 const PresenceEvent = builder.objectRef<PresenceChangedEvent>('PresenceEvent').implement({
   description: "A user's presence: sent for every watched user when the subscription starts, then on each change.",
   fields: (t) => ({
-    user: t.field({ type: User, resolve: (event, _args, context) => context.services.users.get(event.userId).then((u) => u ?? { id: event.userId, name: event.userId }) }),
+    user: t.field({ type: User, resolve: (event, _args, context) => context.services.users.get(event.userId).then((u) => viaConversation(u ?? { id: event.userId, name: event.userId })) }),
     online: t.exposeBoolean('online'),
   }),
 });
@@ -17,7 +17,7 @@ const Typing = builder.objectRef<TypingEvent>('TypingEvent').implement({
   description: 'Someone started or stopped typing. Ephemeral: never stored. Treat it as over at `expiresAt` unless renewed.',
   fields: (t) => ({
     conversationId: t.exposeID('conversationId'),
-    user: t.field({ type: User, resolve: (event) => event.user }),
+    user: t.field({ type: User, resolve: (event) => viaConversation(event.user) }),
     typing: t.exposeBoolean('typing'),
     expiresAt: t.expose('expiresAt', { type: 'DateTime' }),
   }),

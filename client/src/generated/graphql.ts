@@ -21,14 +21,14 @@ export type SendMessageMutationVariables = Exact<{
 }>;
 
 
-export type SendMessageMutation = { sendMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } };
+export type SendMessageMutation = { sendMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } | null };
 
 export type StartDirectConversationMutationVariables = Exact<{
   userId: string | number;
 }>;
 
 
-export type StartDirectConversationMutation = { startDirectConversation: { id: string, kind: Types.ConversationKind, title: string | null, createdAt: string, lastSeq: number, lastReadSeq: number, lastMessageAt: string | null, unreadCount: number, memberCount: number, viewerRole: Types.MemberRole, lastMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } | null } };
+export type StartDirectConversationMutation = { startDirectConversation: { id: string, kind: Types.ConversationKind, title: string | null, createdAt: string, lastSeq: number, lastReadSeq: number, lastMessageAt: string | null, unreadCount: number, memberCount: number, viewerRole: Types.MemberRole, lastMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } | null } | null };
 
 export type CreateGroupMutationVariables = Exact<{
   title: string;
@@ -36,7 +36,7 @@ export type CreateGroupMutationVariables = Exact<{
 }>;
 
 
-export type CreateGroupMutation = { createGroup: { id: string, kind: Types.ConversationKind, title: string | null, createdAt: string, lastSeq: number, lastReadSeq: number, lastMessageAt: string | null, unreadCount: number, memberCount: number, viewerRole: Types.MemberRole, lastMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } | null } };
+export type CreateGroupMutation = { createGroup: { id: string, kind: Types.ConversationKind, title: string | null, createdAt: string, lastSeq: number, lastReadSeq: number, lastMessageAt: string | null, unreadCount: number, memberCount: number, viewerRole: Types.MemberRole, lastMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } | null } | null };
 
 export type AddMembersMutationVariables = Exact<{
   conversationId: string | number;
@@ -44,7 +44,7 @@ export type AddMembersMutationVariables = Exact<{
 }>;
 
 
-export type AddMembersMutation = { addMembers: { id: string, kind: Types.ConversationKind, title: string | null, createdAt: string, lastSeq: number, lastReadSeq: number, lastMessageAt: string | null, unreadCount: number, memberCount: number, viewerRole: Types.MemberRole, lastMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } | null } };
+export type AddMembersMutation = { addMembers: { id: string, kind: Types.ConversationKind, title: string | null, createdAt: string, lastSeq: number, lastReadSeq: number, lastMessageAt: string | null, unreadCount: number, memberCount: number, viewerRole: Types.MemberRole, lastMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } | null } | null };
 
 export type RemoveMemberMutationVariables = Exact<{
   conversationId: string | number;
@@ -52,14 +52,14 @@ export type RemoveMemberMutationVariables = Exact<{
 }>;
 
 
-export type RemoveMemberMutation = { removeMember: { id: string, kind: Types.ConversationKind, title: string | null, createdAt: string, lastSeq: number, lastReadSeq: number, lastMessageAt: string | null, unreadCount: number, memberCount: number, viewerRole: Types.MemberRole, lastMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } | null } };
+export type RemoveMemberMutation = { removeMember: { id: string, kind: Types.ConversationKind, title: string | null, createdAt: string, lastSeq: number, lastReadSeq: number, lastMessageAt: string | null, unreadCount: number, memberCount: number, viewerRole: Types.MemberRole, lastMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } | null } | null };
 
 export type LeaveConversationMutationVariables = Exact<{
   conversationId: string | number;
 }>;
 
 
-export type LeaveConversationMutation = { leaveConversation: string };
+export type LeaveConversationMutation = { leaveConversation: string | null };
 
 export type MarkReadMutationVariables = Exact<{
   conversationId: string | number;
@@ -67,7 +67,7 @@ export type MarkReadMutationVariables = Exact<{
 }>;
 
 
-export type MarkReadMutation = { markRead: { id: string, kind: Types.ConversationKind, title: string | null, createdAt: string, lastSeq: number, lastReadSeq: number, lastMessageAt: string | null, unreadCount: number, memberCount: number, viewerRole: Types.MemberRole, lastMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } | null } };
+export type MarkReadMutation = { markRead: { id: string, kind: Types.ConversationKind, title: string | null, createdAt: string, lastSeq: number, lastReadSeq: number, lastMessageAt: string | null, unreadCount: number, memberCount: number, viewerRole: Types.MemberRole, lastMessage: { id: string, conversationId: string, seq: number, body: string, clientMessageId: string, createdAt: string, sender: { id: string, name: string } } | null } | null };
 
 export type SetTypingMutationVariables = Exact<{
   conversationId: string | number;
@@ -75,7 +75,7 @@ export type SetTypingMutationVariables = Exact<{
 }>;
 
 
-export type SetTypingMutation = { setTyping: boolean };
+export type SetTypingMutation = { setTyping: boolean | null };
 
 export type ViewerQueryVariables = Exact<{ [key: string]: never; }>;
 

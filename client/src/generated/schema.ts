@@ -154,21 +154,21 @@ export type MessagesSince = {
 export type Mutation = {
   __typename?: 'Mutation';
   /** Adds users to a group (any member may). Users already in it are ignored. */
-  addMembers: Conversation;
+  addMembers?: Maybe<Conversation>;
   /** A new group owned by the viewer, with these members (at most 1000 per call). */
-  createGroup: Conversation;
+  createGroup?: Maybe<Conversation>;
   /** The viewer leaves a group. Returns its id. */
-  leaveConversation: Scalars['ID']['output'];
+  leaveConversation?: Maybe<Scalars['ID']['output']>;
   /** Moves the viewer's read position forward to `seq` (never backward). */
-  markRead: Conversation;
+  markRead?: Maybe<Conversation>;
   /** Removes someone from a group (the owner only). Their live subscriptions stop at once. */
-  removeMember: Conversation;
+  removeMember?: Maybe<Conversation>;
   /** Stores a message and delivers it to the members. Idempotent per (sender, clientMessageId): a retry returns the stored message. */
-  sendMessage: Message;
+  sendMessage?: Maybe<Message>;
   /** Tells the other members that the viewer is typing (or stopped). Call it as often as you like while typing: renewals are coalesced; an indicator lasts 6 s unless renewed. Too many calls get RATE_LIMITED. */
-  setTyping: Scalars['Boolean']['output'];
+  setTyping?: Maybe<Scalars['Boolean']['output']>;
   /** The direct conversation with another user, created on first call. Idempotent. */
-  startDirectConversation: Conversation;
+  startDirectConversation?: Maybe<Conversation>;
 };
 
 
@@ -323,9 +323,9 @@ export type TypingEvent = {
 export type User = {
   __typename?: 'User';
   id: Scalars['ID']['output'];
-  /** When the user last came online or went offline; null if never connected. */
+  /** When the user last came online or went offline; null if never connected. Visible as `online` is. */
   lastSeenAt?: Maybe<Scalars['DateTime']['output']>;
   name: Scalars['String']['output'];
-  /** Connected to any instance right now (a crashed instance's users drop off within PRESENCE_TTL_MS). */
+  /** Connected to any instance right now (a crashed instance's users drop off within PRESENCE_TTL_MS). Visible to the user and to people who share a conversation with them; FORBIDDEN to anyone else. */
   online: Scalars['Boolean']['output'];
 };
