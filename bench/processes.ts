@@ -74,7 +74,7 @@ export async function startChatServer(env: Record<string, string>): Promise<Meas
   const flags = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...flags, `--inspect=127.0.0.1:${inspectPort}`, '--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', SEND_RATE_PER_SECOND: '0' },
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', SEND_RATE_PER_SECOND: '0', CONNECT_RATE_PER_MINUTE: '0', CONNECT_RATE_PER_MINUTE_PER_ADDRESS: '0', MAX_CONNECTIONS_PER_USER: '0' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitHttp(`http://127.0.0.1:${port}/ready`, child);

@@ -91,7 +91,8 @@ export class Cluster {
     const log = createWriteStream(path.join(this.dir, `instance-${index}.log`), { flags: 'a' });
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: ROOT,
-      env: { ...process.env, ...this.env, PORT: String(instance.port), HOST: '127.0.0.1', INSTANCE_ID: `i${index}` },
+      // Behind nginx: the client's address is the last X-Forwarded-For entry (per-address limits).
+      env: { TRUST_PROXY_HOPS: '1', ...process.env, ...this.env, PORT: String(instance.port), HOST: '127.0.0.1', INSTANCE_ID: `i${index}` },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.pipe(log);

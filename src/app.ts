@@ -20,6 +20,7 @@ import { createSseTransport } from './realtime/transport/sse.js';
 import { createSocketServer } from './realtime/transport/ws-server.js';
 import { schema } from './schema/index.js';
 import { SDK_DOCUMENTS } from './generated/trusted-documents.js';
+import { createAbuseLimits } from './security/abuse.js';
 import { OperationGuard } from './security/guard.js';
 import { TrustedDocuments } from './security/trusted-documents.js';
 import { createServices, type Services } from './services.js';
@@ -97,7 +98,23 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     let services!: Services;
     const policy = new FanoutPolicy(config.fanoutDirectMax);
     const events = createPublisher({ broker, policy, memberIds: (id) => services.streams.memberIds(id), onError, observer: metrics });
-    services = createServices(storage.db, events, config);
+    // Abuse limits, shared by every instance through Redis when there is one (docs/architecture.md, "Abuse limits").
+    const abuse = await createAbuseLimits(
+      {
+        sendRatePerSecond: config.sendRatePerSecond,
+        sendBurst: config.sendBurst,
+        connectRatePerMinute: config.connectRatePerMinute,
+        connectRatePerMinutePerAddress: config.connectRatePerMinutePerAddress,
+        maxConnectionsPerUser: config.maxConnectionsPerUser,
+        maxOperationsPerConnection: config.maxSubscriptionsPerConnection,
+        connectionTtlMs: config.presenceTtlMs,
+      },
+      config.redisUrl,
+      `chat:${config.instanceId}`,
+      onError,
+    );
+    cleanup.unshift(() => abuse.close());
+    services = createServices(storage.db, events, config, abuse);
     const realtime = await createRealtime({
       broker,
       policy,
@@ -140,6 +157,8 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
       onSubscriptionStart,
       onError,
       instanceId: config.instanceId,
+      gate: abuse.gate,
+      trustProxyHops: config.trustProxyHops,
     };
 
     const yoga = createGraphQLHttp({ schema, guard, auth, logger, metrics, maskError: maskAndCount, ensureUser, createContext: newContext });

@@ -23,6 +23,13 @@ export interface Config {
   /** Sends per second a user may sustain per instance (0: unlimited), and the burst allowed. */
   sendRatePerSecond: number;
   sendBurst: number;
+  /** Abuse limits (src/security/abuse.ts): connection attempts per user and per address per minute, open connections per user, operations per WebSocket (0: no limit). */
+  connectRatePerMinute: number;
+  connectRatePerMinutePerAddress: number;
+  maxConnectionsPerUser: number;
+  maxSubscriptionsPerConnection: number;
+  /** Proxies in front of the server whose X-Forwarded-For is trusted (the client's address is that many entries from the right). */
+  trustProxyHops: number;
   /** Pool size of the PostgreSQL connection pool. */
   databasePoolSize: number;
   /** WebSocket heartbeat period; dead peers are dropped within two periods. */
@@ -105,6 +112,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxSocketBufferBytes: integer(env, 'MAX_SOCKET_BUFFER_BYTES', 8 * 1024 * 1024, 1024, 1024 ** 3),
     sendRatePerSecond: integer(env, 'SEND_RATE_PER_SECOND', 10, 0, 1_000_000),
     sendBurst: integer(env, 'SEND_BURST', 30, 1, 1_000_000),
+    connectRatePerMinute: integer(env, 'CONNECT_RATE_PER_MINUTE', 60, 0, 1_000_000),
+    connectRatePerMinutePerAddress: integer(env, 'CONNECT_RATE_PER_MINUTE_PER_ADDRESS', 600, 0, 1_000_000),
+    maxConnectionsPerUser: integer(env, 'MAX_CONNECTIONS_PER_USER', 20, 0, 1_000_000),
+    maxSubscriptionsPerConnection: integer(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
+    trustProxyHops: integer(env, 'TRUST_PROXY_HOPS', 0, 0, 10),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     wsKeepAliveMs: integer(env, 'WS_KEEPALIVE_MS', 12_000, 100, 600_000),
     presenceTtlMs: integer(env, 'PRESENCE_TTL_MS', 30_000, 300, 3_600_000),

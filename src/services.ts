@@ -8,19 +8,20 @@ import { createStreamService } from './chat/streams.js';
 import { createTypingService } from './chat/typing.js';
 import { createUserService } from './chat/users.js';
 import type { Database } from './db/client.js';
+import type { AbuseLimits } from './security/abuse.js';
 
 export type Services = ReturnType<typeof createServices>;
 
 /** The business logic: resolvers call these, and nothing else touches the database. */
-export function createServices(db: Database, events: ChatEvents, config: Config) {
+export function createServices(db: Database, events: ChatEvents, config: Config, limits?: Pick<AbuseLimits, 'sends' | 'typing'>) {
   const users = createUserService(db);
   const streams = createStreamService(db);
   return {
     users,
     conversations: createConversationService(db, users, events),
     membership: createMembershipService(db, users, events),
-    messages: createMessageService(db, users, events, config),
-    typing: createTypingService(db, events, streams.memberIds),
+    messages: createMessageService(db, users, events, config, limits?.sends),
+    typing: createTypingService(db, events, streams.memberIds, limits?.typing),
     streams,
     presenceRule: createPresenceRule(db),
   };

@@ -1,5 +1,6 @@
 import { CloseCode, createClient, type Client, type FormattedExecutionResult, type Sink } from 'graphql-ws/client';
 import { ChatError, ErrorCode } from './errors.js';
+import { documentIdOf } from './trusted-documents.js';
 import { backoffDelay, createWakeSignal, sleep, type RetryOptions } from './timing.js';
 import type { TokenSource } from './tokens.js';
 
@@ -29,6 +30,8 @@ export interface ConnectionOptions {
   retry: RetryOptions;
   /** Ping period; a socket that does not answer within it is dropped and replaced. */
   keepAliveMs: number;
+  /** Subscribe with the SDK's trusted document ids instead of their text. */
+  trustedDocuments?: boolean;
   /** A socket is open and acknowledged (authenticated). */
   onConnected(): void;
   /** The socket went away; the connection is already retrying. */
@@ -68,6 +71,8 @@ export function createConnection(options: ConnectionOptions): Connection {
   const lifetime = new AbortController();
   let client: Client;
   let lastClose: number | undefined;
+  /** The server's "retry after <ms> ms" on its last close (an abuse limit): wait at least that long. */
+  let retryHintMs = 0;
   let fatalFailures = 0;
   let waiting = false;
   let pongTimer: ReturnType<typeof setTimeout> | undefined;
@@ -86,7 +91,9 @@ export function createConnection(options: ConnectionOptions): Connection {
       retryWait: async (retries) => {
         waiting = true;
         // Never rejects: graphql-ws awaits this in a promise nobody catches.
-        await sleep(backoffDelay(retries, options.retry), { wake }).catch(() => {});
+        const hint = retryHintMs;
+        retryHintMs = 0;
+        await sleep(Math.max(backoffDelay(retries, options.retry), hint), { wake }).catch(() => {});
         waiting = false;
       },
       connectionAckWaitTimeout: 15_000,
@@ -112,6 +119,7 @@ export function createConnection(options: ConnectionOptions): Connection {
         closed: (event) => {
           clearTimeout(pongTimer);
           lastClose = closeCodeOf(event);
+          retryHintMs = Number(/retry after (\d+) ms/.exec(closeReasonOf(event))?.[1] ?? 0);
           for (const resolve of closedWaiters) resolve();
           closedWaiters.clear();
           if (lifetime.signal.aborted) return;
@@ -148,7 +156,9 @@ export function createConnection(options: ConnectionOptions): Connection {
 
   return {
     subscribe(payload, sink) {
-      return client.subscribe(payload, sink);
+      const documentId = options.trustedDocuments ? documentIdOf(payload.query) : undefined;
+      // graphql-ws requires a query string: an empty one, and the id (src/security/guard.ts reads either).
+      return client.subscribe(documentId ? ({ ...payload, query: '', documentId } as typeof payload) : payload, sink);
     },
     reconnect() {
       if (waiting) wake.fire();

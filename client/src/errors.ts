@@ -1,15 +1,36 @@
 /**
- * Error codes a {@link ChatError} carries. The first six are the server's
- * closed set (`extensions.code` of its GraphQL errors, see the API README);
- * the last three are the SDK's own. Switch on these: they are a contract,
- * messages are not.
+ * Error codes a {@link ChatError} carries: the server's closed set
+ * (`extensions.code` of its GraphQL errors on every transport, see the API
+ * README, "Errors"), then the SDK's own three. Switch on these: they are a
+ * contract, messages are not.
  */
 export const ErrorCode = {
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   FORBIDDEN: 'FORBIDDEN',
   NOT_FOUND: 'NOT_FOUND',
+  /** An argument was refused; `field` names it. */
   BAD_USER_INPUT: 'BAD_USER_INPUT',
+  /** A `clientMessageId` already used for other content; `field` names it. */
+  IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
+  /** Too many of something; wait `retryAfterMs`. */
   RATE_LIMITED: 'RATE_LIMITED',
+  /** Not a request the server accepts (malformed body or frame, a batch, a method or media type). */
+  BAD_REQUEST: 'BAD_REQUEST',
+  GRAPHQL_PARSE_FAILED: 'GRAPHQL_PARSE_FAILED',
+  GRAPHQL_VALIDATION_FAILED: 'GRAPHQL_VALIDATION_FAILED',
+  /** Operation limits, one code each: the query text, its tokens, depth, aliases, directives, estimated cost. */
+  SIZE_LIMIT_EXCEEDED: 'SIZE_LIMIT_EXCEEDED',
+  TOKEN_LIMIT_EXCEEDED: 'TOKEN_LIMIT_EXCEEDED',
+  DEPTH_LIMIT_EXCEEDED: 'DEPTH_LIMIT_EXCEEDED',
+  ALIAS_LIMIT_EXCEEDED: 'ALIAS_LIMIT_EXCEEDED',
+  DIRECTIVE_LIMIT_EXCEEDED: 'DIRECTIVE_LIMIT_EXCEEDED',
+  COST_LIMIT_EXCEEDED: 'COST_LIMIT_EXCEEDED',
+  /** The server does not know a trusted document id sent in place of a query. */
+  PERSISTED_DOCUMENT_NOT_FOUND: 'PERSISTED_DOCUMENT_NOT_FOUND',
+  /** The server accepts trusted documents only: use `trustedDocuments: true`. */
+  PERSISTED_DOCUMENT_REQUIRED: 'PERSISTED_DOCUMENT_REQUIRED',
+  /** The instance is shutting down; try again. */
+  SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
   /** The request never got an answer (offline, connection reset, server unreachable). */
   NETWORK_ERROR: 'NETWORK_ERROR',
@@ -20,14 +41,11 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-const SERVER_CODES = new Set<string>([
-  ErrorCode.UNAUTHENTICATED,
-  ErrorCode.FORBIDDEN,
-  ErrorCode.NOT_FOUND,
-  ErrorCode.BAD_USER_INPUT,
-  ErrorCode.RATE_LIMITED,
-  ErrorCode.INTERNAL_SERVER_ERROR,
-]);
+/** The codes the server sends: everything above but the SDK's own three. */
+export const SERVER_ERROR_CODES: readonly ErrorCode[] = Object.values(ErrorCode).filter(
+  (code) => code !== ErrorCode.NETWORK_ERROR && code !== ErrorCode.CLOSED && code !== ErrorCode.ABORTED,
+);
+const SERVER_CODES = new Set<string>(SERVER_ERROR_CODES);
 
 /** What every failed SDK operation rejects with, and what `onError` listeners receive. */
 export class ChatError extends Error {
@@ -57,7 +75,7 @@ export function isChatError(error: unknown, ...codes: ErrorCode[]): error is Cha
  * is idempotent, so repeating it cannot store a second copy).
  */
 export function isTransient(error: unknown): boolean {
-  return isChatError(error, ErrorCode.NETWORK_ERROR, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_SERVER_ERROR);
+  return isChatError(error, ErrorCode.NETWORK_ERROR, ErrorCode.RATE_LIMITED, ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.INTERNAL_SERVER_ERROR);
 }
 
 /** Access to the conversation is gone: stop following it. */

@@ -2,6 +2,7 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { Client, fetchExchange, type AnyVariables, type CombinedError } from '@urql/core';
 import { ChatError, ErrorCode, fromGraphQLError } from './errors.js';
 import type { TokenSource } from './tokens.js';
+import { documentIdOf } from './trusted-documents.js';
 
 /** Runs typed queries and mutations over HTTP. */
 export interface HttpTransport {
@@ -19,6 +20,18 @@ export interface HttpTransportOptions {
   fetch?: typeof fetch;
   /** Aborts every request in flight (the session closing). */
   signal?: AbortSignal;
+  /** Send the SDK's operations as trusted document ids instead of their text. */
+  trustedDocuments?: boolean;
+}
+
+/** The request body with a trusted document's id in place of its text, when it is one of the SDK's. */
+function withDocumentId(body: BodyInit | null | undefined): BodyInit | null | undefined {
+  if (typeof body !== 'string') return body;
+  const request = JSON.parse(body) as { query?: string; documentId?: string };
+  const documentId = typeof request.query === 'string' ? documentIdOf(request.query) : undefined;
+  if (documentId === undefined) return body;
+  const { query: _query, ...rest } = request;
+  return JSON.stringify({ ...rest, documentId });
 }
 
 type OperationKind = 'query' | 'mutation' | 'subscription';
@@ -53,7 +66,8 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     headers.set('authorization', `Bearer ${await tokens.current()}`);
     const linked = linkSignals(init?.signal ?? undefined, signal);
     try {
-      return await baseFetch(input, { ...init, headers, signal: linked.signal });
+      const body = options.trustedDocuments ? withDocumentId(init?.body) : init?.body;
+      return await baseFetch(input, { ...init, body, headers, signal: linked.signal });
     } finally {
       linked.unlink();
     }

@@ -6,7 +6,7 @@ export { createChatClient, type ChatClient, type ChatClientOptions, type Message
 export { createChatApi, type ChatApi } from './api.js';
 export { createHttpTransport, type HttpTransport, type HttpTransportOptions } from './http.js';
 export { createTokenSource, type GetToken, type TokenRequest, type TokenSource } from './tokens.js';
-export { ChatError, ErrorCode, isChatError } from './errors.js';
+export { ChatError, ErrorCode, isChatError, SERVER_ERROR_CODES } from './errors.js';
 export { CloseReason } from './connection.js';
 export type { SendOptions } from './outbox.js';
 export type { RetryOptions } from './timing.js';

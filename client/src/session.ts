@@ -49,6 +49,12 @@ export interface ChatClientOptions {
   catchUpPageSize?: number;
   /** WebSocket ping period; a socket silent for longer is replaced. Default 10 s. */
   keepAliveMs?: number;
+  /**
+   * Send the SDK's operations as trusted document ids (sha256 of their text)
+   * instead of their text: smaller requests, and required by a server that
+   * runs trusted documents only (TRUSTED_DOCUMENTS_ONLY). Default false.
+   */
+  trustedDocuments?: boolean;
 }
 
 /** Which messages a listener or iterator wants; default: all. */
@@ -175,7 +181,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   if (options.onCursorsChange) emitter.on('cursors', options.onCursorsChange);
 
   const tokens = createTokenSource(options);
-  const http = createHttpTransport({ url: options.url, tokens, fetch: options.fetch, signal });
+  const http = createHttpTransport({ url: options.url, tokens, fetch: options.fetch, signal, trustedDocuments: options.trustedDocuments });
   const api = createChatApi(http);
 
   let cursorsQueued = false;
@@ -233,6 +239,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     webSocketImpl: options.webSocketImpl,
     retry,
     keepAliveMs: options.keepAliveMs ?? 10_000,
+    trustedDocuments: options.trustedDocuments,
     onConnected() {
       outbox.wake(); // the network is back: retry sends now rather than at the end of their backoff
       resumer.connected();

@@ -49,8 +49,9 @@ function isUniqueViolation(error: unknown): boolean {
 
 export type MessageService = ReturnType<typeof createMessageService>;
 
-export function createMessageService(db: Database, users: UserService, events: ChatEvents, config: Config) {
-  const sendLimit = createRateLimiter('messages', config.sendRatePerSecond, config.sendBurst);
+export function createMessageService(db: Database, users: UserService, events: ChatEvents, config: Config, limit?: { take(key: string): void | Promise<void> }) {
+  // Shared by every instance when the app passes one (src/security/abuse.ts); per process otherwise.
+  const sendLimit = limit ?? createRateLimiter('messages', config.sendRatePerSecond, config.sendBurst);
 
   async function withSenders(rows: MessageRow[]): Promise<MessageRecord[]> {
     const senders = await users.getMany(rows.map((row) => row.senderId));
@@ -94,7 +95,7 @@ export function createMessageService(db: Database, users: UserService, events: C
       const conversationId = conversationIdArgument(id);
       const text = messageBody(body, config.maxBodyLength);
       const cmid = clientMessageId(clientId);
-      sendLimit.take(viewer.id);
+      await sendLimit.take(viewer.id);
       const messageId = newId();
       let rows: { sent_seq: number; sent_at: Date; members: number; member_ids: string[] | null }[];
       try {

@@ -13,14 +13,15 @@ const TYPING_COALESCE_MS = 2_000;
 export type TypingService = ReturnType<typeof createTypingService>;
 
 /** Typing indicators: ephemeral, never stored, coalesced and rate-limited, expiring by themselves. */
-export function createTypingService(db: Database, events: ChatEvents, memberIds: (id: string) => Promise<string[]>) {
-  const limit = createRateLimiter('typing updates', 2, 20);
+export function createTypingService(db: Database, events: ChatEvents, memberIds: (id: string) => Promise<string[]>, shared?: { take(key: string): void | Promise<void> }) {
+  // Shared by every instance when the app passes one (src/security/abuse.ts); per process otherwise.
+  const limit = shared ?? createRateLimiter('typing updates', 2, 20);
   const lastSent = new Map<string, number>();
 
   return {
     async setTyping(viewer: Viewer, id: string, typing: boolean): Promise<boolean> {
       const conversationId = conversationIdArgument(id);
-      limit.take(viewer.id);
+      await limit.take(viewer.id);
       const view = await requireMember(db, conversationId, viewer.id);
       const key = `${viewer.id}\n${conversationId}`;
       const now = Date.now();

@@ -33,8 +33,17 @@ export class TestServer {
     hooks: AppHooks = {},
     logTo?: { write(line: string): void },
   ): Promise<TestServer> {
-    // Tests send in bursts: no send rate limit unless a test asks for one.
-    const full = { JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SEND_RATE_PER_SECOND: '0', WS_KEEPALIVE_MS: '1000', ...env };
+    // Tests send in bursts: no send rate limit unless a test asks for one. Every
+    // test connects from 127.0.0.1 and test files share Redis: no per-address
+    // limit either (test/abuse-limits.test.ts sets both).
+    const full = {
+      JWT_SECRET: TEST_JWT_SECRET,
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      SEND_RATE_PER_SECOND: '0',
+      CONNECT_RATE_PER_MINUTE_PER_ADDRESS: '0',
+      WS_KEEPALIVE_MS: '1000',
+      ...env,
+    };
     const config = loadConfig(full as NodeJS.ProcessEnv);
     const app = await buildApp(config, createLogger(config.logLevel, {}, logTo), hooks);
     const { port } = await app.start(0, '127.0.0.1');

@@ -11,4 +11,6 @@ export const CloseReason = {
   ServiceRestart: 1012,
   /** 1013 Try Again Later: the socket fell too far behind; reconnect and resume from the cursor. */
   SlowConsumer: 1013,
+  /** 1013 too, for an abuse limit at connection_init; the reason says `retry after <ms> ms`. */
+  TryAgainLater: 1013,
 } as const;

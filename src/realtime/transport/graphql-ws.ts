@@ -2,9 +2,11 @@ import type { DocumentNode, GraphQLError } from 'graphql';
 import { GRAPHQL_TRANSPORT_WS_PROTOCOL, MessageType, parseMessage, type Message } from 'graphql-ws';
 import type { Auth, Viewer } from '../../auth.js';
 import type { Context } from '../../context.js';
+import { ChatError, ErrorCode } from '../../errors.js';
 import type { RealtimeObserver } from '../broker/broker.js';
 import type { Presence } from '../presence/presence.js';
 import type { Renderers, SharedRenderer } from '../render.js';
+import { retryAfterMsOf, type ConnectionGate } from '../../security/abuse.js';
 import { CloseReason } from './close-codes.js';
 import type { Operations, RunningSubscription } from './operations.js';
 import { RenderingSink } from './sink.js';
@@ -48,6 +50,8 @@ export interface ProtocolOptions {
   onOperation?: OperationListener;
   onSubscriptionStart?: (ids: { connectionId: string; operationId: string }, document: DocumentNode, operationName: string | null | undefined) => void;
   onError: (error: unknown, what: string) => void;
+  /** Abuse limits on connections and their operations (src/security/abuse.ts); none when absent. */
+  gate?: ConnectionGate;
 }
 
 /**
@@ -74,6 +78,8 @@ export class Connection<S extends ProtocolSocket = ProtocolSocket> {
   initReceived = false;
   viewer: Viewer | undefined;
   context: Context | undefined;
+  /** The user one of whose connection slots it holds (src/security/abuse.ts). */
+  gatedUser: string | undefined;
   /** Most connections carry one operation: a Map only from the second on. An id lives in one place only. */
   private onlyId: string | undefined;
   private onlyOperation: Operation | undefined;
@@ -84,6 +90,11 @@ export class Connection<S extends ProtocolSocket = ProtocolSocket> {
     readonly connectionId: string,
     readonly openedAt: number,
   ) {}
+
+  /** Operations in flight. */
+  get size(): number {
+    return (this.onlyId === undefined ? 0 : 1) + (this.more?.size ?? 0);
+  }
 
   get(id: string): Operation | undefined {
     if (this.onlyId === id) return this.onlyOperation;
@@ -197,6 +208,23 @@ export function createProtocol(options: ProtocolOptions) {
       connection.socket.close(CloseReason.Forbidden, 'Forbidden');
       return;
     }
+    if (options.gate) {
+      try {
+        await options.gate.open(viewer.id, connection.connectionId);
+      } catch (error) {
+        // 1013 Try Again Later: graphql-ws clients retry it; the reason carries the hint.
+        const retryAfterMs = retryAfterMsOf(error);
+        if (retryAfterMs === undefined) throw error;
+        connection.socket.close(CloseReason.TryAgainLater, `Rate limited: retry after ${retryAfterMs} ms`);
+        return;
+      }
+      if (connection.socket.readyState !== OPEN) {
+        // Closed while we asked (its close ran already): free the slot now.
+        options.gate.close(viewer.id, connection.connectionId);
+        return;
+      }
+      connection.gatedUser = viewer.id;
+    }
     await options.onViewer(viewer);
     if (connection.socket.readyState !== OPEN) return; // closed while we verified it
     connection.viewer = viewer;
@@ -215,6 +243,12 @@ export function createProtocol(options: ProtocolOptions) {
     }
     if (connection.get(id) !== undefined) {
       connection.socket.close(CloseReason.SubscriberAlreadyExists, `Subscriber for ${id} already exists`);
+      return;
+    }
+    if (options.gate && connection.size >= options.gate.maxOperationsPerConnection) {
+      const limit = options.gate.maxOperationsPerConnection;
+      const error = new ChatError(ErrorCode.RATE_LIMITED, `Too many operations on this connection (at most ${limit}); complete one first`, { retryAfterMs: 1000, limit });
+      connection.send({ id, type: MessageType.Error, payload: [error.toJSON()] });
       return;
     }
     const handle = new Operation();
@@ -288,6 +322,7 @@ export function createProtocol(options: ProtocolOptions) {
     /** The socket closed: end its operations and its presence. */
     closed(connection: Connection): void {
       for (const operation of connection.takeAll()) operation.cancel();
+      if (connection.gatedUser !== undefined) options.gate?.close(connection.gatedUser, connection.connectionId);
       if (connection.viewer) {
         options.presence.disconnected(connection.viewer.id, connection.connectionId).catch((error) => options.onError(error, 'presence'));
       }

@@ -9,6 +9,8 @@ import type { Renderers, SharedRenderer } from '../render.js';
 import type { OperationListener } from './graphql-ws.js';
 import type { OperationRequest, Operations, RunningSubscription } from './operations.js';
 import { RenderingSink } from './sink.js';
+import { clientAddress } from '../../security/addresses.js';
+import { retryAfterMsOf, type ConnectionGate } from '../../security/abuse.js';
 
 export interface SseOptions {
   operations: Operations;
@@ -31,6 +33,10 @@ export interface SseOptions {
   onOperation?: OperationListener;
   onSubscriptionStart?: (ids: { connectionId: string; operationId: string }, document: DocumentNode, operationName: string | null | undefined) => void;
   onError: (error: unknown, what: string) => void;
+  /** Abuse limits on streams (src/security/abuse.ts); none when absent. */
+  gate?: ConnectionGate;
+  /** Proxies whose X-Forwarded-For is trusted, for per-address limits. */
+  trustProxyHops?: number;
 }
 
 export interface SseTransport {
@@ -56,6 +62,8 @@ const COMPLETE = 'event: complete\ndata:\n\n';
 class EventStream {
   running: RunningSubscription | undefined;
   finished = false;
+  /** Its connection slot was given back (src/security/abuse.ts). */
+  released = false;
 
   constructor(
     readonly res: ServerResponse,
@@ -174,7 +182,24 @@ export function createSseTransport(options: SseOptions): SseTransport {
   }, options.keepAliveMs);
   heartbeat.unref();
 
-  function begin(res: ServerResponse, viewer: Viewer | null): EventStream {
+  /** Runs a limit; when it refuses, answers 429 with its retry hint (before any event) and says so. */
+  async function admitted(res: ServerResponse, check: () => Promise<void>): Promise<boolean> {
+    try {
+      await check();
+      return true;
+    } catch (error) {
+      const retryAfterMs = retryAfterMsOf(error);
+      if (retryAfterMs === undefined) {
+        options.onError(error, 'connection gate');
+        return true;
+      }
+      res.writeHead(429, { 'content-type': 'application/json', 'retry-after': String(Math.ceil(retryAfterMs / 1000)) });
+      res.end(JSON.stringify({ errors: [{ message: (error as Error).message, extensions: { code: 'RATE_LIMITED', retryAfterMs } }] }));
+      return false;
+    }
+  }
+
+  function begin(res: ServerResponse, viewer: Viewer | null, connectionId = `${options.instanceId}:sse:${++nextId}`): EventStream {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
@@ -184,7 +209,7 @@ export function createSseTransport(options: SseOptions): SseTransport {
     });
     // Some clients wait for a first byte before they report the stream open.
     res.write(KEEP_ALIVE);
-    return new EventStream(res, `${options.instanceId}:sse:${++nextId}`, viewer);
+    return new EventStream(res, connectionId, viewer);
   }
 
   /** Ends a stream with GraphQL errors (the protocol: errors go through the accepted stream, as `next`). */
@@ -200,6 +225,7 @@ export function createSseTransport(options: SseOptions): SseTransport {
     },
 
     async handle(req, res) {
+      if (options.gate && !(await admitted(res, () => options.gate!.attempt(clientAddress(req, options.trustProxyHops ?? 0))))) return;
       const request = await requestOf(req, options.maxBodyBytes);
       if ('status' in request) {
         res.writeHead(request.status, { 'content-type': 'application/json' });
@@ -216,7 +242,17 @@ export function createSseTransport(options: SseOptions): SseTransport {
         fail(begin(res, null), [error instanceof GraphQLError ? error : unauthenticated()]);
         return;
       }
-      const stream = begin(res, viewer);
+      const subscribing = !Array.isArray(prepared) && (prepared as { kind: string }).kind === 'subscription';
+      // A stream is a connection: the user's attempts and open connections are limited as for WebSockets.
+      const connectionId = `${options.instanceId}:sse:${++nextId}`;
+      const gated = subscribing && viewer !== null && options.gate !== undefined;
+      if (gated && !(await admitted(res, () => options.gate!.open(viewer!.id, connectionId)))) return;
+      const stream = begin(res, viewer, connectionId);
+      if (gated && res.destroyed) {
+        // Gone while we asked (its 'close' has fired): free the slot now.
+        stream.released = true;
+        options.gate!.close(viewer!.id, connectionId);
+      }
       if (Array.isArray(prepared)) {
         fail(stream, prepared as readonly GraphQLError[]);
         return;
@@ -236,6 +272,10 @@ export function createSseTransport(options: SseOptions): SseTransport {
 
       options.onSubscriptionStart?.(ids, operation.document, operation.operationName);
       const cleanup = () => {
+        if (gated && !stream.released) {
+          stream.released = true;
+          options.gate!.close(viewer!.id, stream.connectionId);
+        }
         if (!open.delete(stream)) return;
         if (viewer) options.presence.disconnected(viewer.id, stream.connectionId).catch((error) => options.onError(error, 'presence'));
       };

@@ -2,6 +2,8 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { GRAPHQL_TRANSPORT_WS_PROTOCOL } from 'graphql-ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { clientAddress } from '../../security/addresses.js';
+import { retryAfterMsOf } from '../../security/abuse.js';
 import { CloseReason } from './close-codes.js';
 import { Connection, createProtocol, type Protocol, type ProtocolOptions } from './graphql-ws.js';
 
@@ -11,6 +13,8 @@ export interface SocketServerOptions extends ProtocolOptions {
   instanceId: string;
   /** Heartbeat period: a socket that has not answered the previous ping by the next one is dropped. */
   keepAliveMs?: number;
+  /** Proxies whose X-Forwarded-For is trusted, for per-address limits (src/security/addresses.ts). */
+  trustProxyHops?: number;
 }
 
 export interface SocketServer {
@@ -122,7 +126,20 @@ export function createSocketServer(options: SocketServerOptions): SocketServer {
       duplex.end(`HTTP/1.1 ${accepting ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\n\r\n`);
       return;
     }
-    wss.handleUpgrade(request, duplex, head, (socket) => wss.emit('connection', socket, request));
+    const upgrade = () => wss.handleUpgrade(request, duplex, head, (socket) => wss.emit('connection', socket, request));
+    if (!options.gate) return upgrade();
+    // Per-address attempts are refused before the upgrade, with HTTP's own 429: cheapest for both sides.
+    options.gate.attempt(clientAddress(request, options.trustProxyHops ?? 0)).then(upgrade, (error) => {
+      const retryAfterMs = retryAfterMsOf(error);
+      if (retryAfterMs === undefined) {
+        options.onError(error, 'connection gate');
+        return upgrade();
+      }
+      const body = JSON.stringify({ errors: [{ message: (error as Error).message, extensions: { code: 'RATE_LIMITED', retryAfterMs } }] });
+      duplex.end(
+        `HTTP/1.1 429 Too Many Requests\r\nRetry-After: ${Math.ceil(retryAfterMs / 1000)}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    });
   };
   options.httpServer.on('upgrade', onUpgrade);
 
