@@ -75,6 +75,8 @@ export function createGraphQLHttp(options: {
     // One operation per request (docs/architecture.md, "Operation limits").
     batching: false,
     maxRequestBodySize: MAX_REQUEST_BYTES,
+    // The gate parses and validates, with its own bounded cache; Yoga's would keep a second copy of every tree.
+    parserAndValidationCache: false,
     maskedErrors: { maskError: (error) => options.maskError(error) },
     graphiql: { title: 'Chat API', defaultQuery: GRAPHIQL_QUERY },
     // From this server's own files (no CDN): works offline.

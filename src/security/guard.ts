@@ -45,7 +45,13 @@ interface DocumentEntry {
   validation?: readonly GraphQLError[];
 }
 
-const DOCUMENTS_MAX = 1000;
+/**
+ * The cache holds at most this many documents and this many characters of
+ * text (their trees are some tens of times larger): bounded memory whatever
+ * stream of distinct documents arrives.
+ */
+const DOCUMENTS_MAX = 500;
+const DOCUMENT_CHARACTERS_MAX = 1_000_000;
 /** graphql-js's message when `maxTokens` stops the parser. */
 const TOO_MANY_TOKENS = /Document contains more tha[nt] \d+ tokens/;
 
@@ -72,6 +78,7 @@ const isObject = (value: unknown): value is Record<string, unknown> => value !==
  */
 export class OperationGuard {
   private readonly documents = new Map<string, DocumentEntry>();
+  private cachedCharacters = 0;
   readonly meter: LimitMeter;
 
   constructor(
@@ -141,8 +148,13 @@ export class OperationGuard {
       } catch (error) {
         entry = { errors: [parseError(error, this.limits.maxTokens)] };
       }
-      if (this.documents.size >= DOCUMENTS_MAX) this.documents.delete(this.documents.keys().next().value!);
+      while (this.documents.size > 0 && (this.documents.size >= DOCUMENTS_MAX || this.cachedCharacters + query.length > DOCUMENT_CHARACTERS_MAX)) {
+        const oldest = this.documents.keys().next().value!;
+        this.documents.delete(oldest);
+        this.cachedCharacters -= oldest.length;
+      }
       this.documents.set(query, entry);
+      this.cachedCharacters += query.length;
     }
     return entry;
   }

@@ -1,4 +1,4 @@
-import type { GraphQLError } from 'graphql';
+import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { ErrorCode } from '../errors.js';
 import type { OperationGuard, PreparedOperation } from './guard.js';
@@ -25,6 +25,22 @@ function withHttpStatus(error: GraphQLError): GraphQLError {
 export function useOperationGuard(guard: OperationGuard, maskError: (error: unknown) => GraphQLError): Plugin {
   const prepared = new WeakMap<object, PreparedOperation>();
   return {
+    onRequestParse({ requestParser, setRequestParser }) {
+      // Yoga's parsers JSON.parse what the client sent (a GET's variables, a
+      // form's fields) and let a SyntaxError escape, which would be masked as
+      // INTERNAL_SERVER_ERROR: it is the request that is malformed.
+      if (!requestParser) return;
+      setRequestParser(async (request) => {
+        try {
+          return await requestParser(request);
+        } catch (error) {
+          if (error instanceof GraphQLError) throw error;
+          throw new GraphQLError(`Malformed request: ${error instanceof Error ? error.message : String(error)}`, {
+            extensions: { code: ErrorCode.BAD_REQUEST, http: { status: 400 } },
+          });
+        }
+      });
+    },
     onParams({ params, request, setParams, setResult }) {
       let documentId = (params as { documentId?: unknown }).documentId;
       // GET: Yoga's parser keeps only the standard parameters.
