@@ -33,6 +33,8 @@ const cases: [string, string | undefined, Record<string, unknown> | undefined, s
   ['a variable of the wrong type', 'query($n: Int) { conversations(first: $n) { pageInfo { hasNextPage } } }', { n: 'many' }, 'BAD_USER_INPUT'],
   ['no query at all', undefined, undefined, 'BAD_REQUEST'],
   ['several operations and no operationName', 'query A { viewer { id } } query B { viewer { name } }', undefined, 'BAD_REQUEST'],
+  // Found by the fuzz test: graphql-js threw on it, closing the socket (4500) or escaping the SSE transport.
+  ['a subscription whose only field is skipped', 'subscription { inbox @skip(if: true) { __typename } }', undefined, 'GRAPHQL_VALIDATION_FAILED'],
 ];
 
 describe.each(ALL_TRANSPORTS)('errors over %s', (transport) => {

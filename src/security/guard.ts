@@ -10,6 +10,7 @@ import {
   type GraphQLSchema,
   type OperationDefinitionNode,
   type OperationTypeNode,
+  type SelectionNode,
 } from 'graphql';
 import { badInput, badRequest, ChatError, ErrorCode } from '../errors.js';
 import { DEFAULT_LIMITS, LimitMeter, type OperationLimits } from './limits.js';
@@ -113,6 +114,11 @@ export class OperationGuard {
     if (entry.validation.length > 0) return entry.validation;
     if (!operation) return [badRequest(operationName ? `No operation named "${operationName}"` : 'The document has several operations: give operationName')];
 
+    if (operation.operation === 'subscription' && skipsRootField(document, operation)) {
+      // GraphQL's later spec forbids it (graphql-js 16 does not check): with its one field skipped, a
+      // subscription has nothing to run, and graphql-js throws instead of answering.
+      return [new GraphQLError('A subscription\'s root field cannot be skipped (@skip or @include)', { nodes: operation, extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED } })];
+    }
     const vars = (variables ?? undefined) as Record<string, unknown> | undefined;
     const coercion = this.coerce(document, operation, vars);
     if (coercion) return coercion;
@@ -186,6 +192,24 @@ export class OperationGuard {
       return badInput(error.message, field);
     });
   }
+}
+
+/** Whether a subscription's root selection uses @skip or @include (directly, or in its root fragments). */
+function skipsRootField(document: DocumentNode, operation: OperationDefinitionNode): boolean {
+  const fragments = new Map(document.definitions.flatMap((d) => (d.kind === Kind.FRAGMENT_DEFINITION ? [[d.name.value, d] as const] : [])));
+  const seen = new Set<string>();
+  const check = (selections: readonly SelectionNode[]): boolean =>
+    selections.some((selection) => {
+      if (selection.directives?.some((directive) => directive.name.value === 'skip' || directive.name.value === 'include')) return true;
+      if (selection.kind === Kind.INLINE_FRAGMENT) return check(selection.selectionSet.selections);
+      if (selection.kind === Kind.FRAGMENT_SPREAD && !seen.has(selection.name.value)) {
+        seen.add(selection.name.value);
+        const fragment = fragments.get(selection.name.value);
+        return fragment ? check(fragment.selectionSet.selections) : false;
+      }
+      return false;
+    });
+  return check(operation.selectionSet.selections);
 }
 
 function parseError(error: unknown, maxTokens: number): GraphQLError {

@@ -65,13 +65,19 @@ export class Operations {
     context: Context,
     makeSink: (renderer: SharedRenderer) => Sink,
   ): Promise<RunningSubscription | ExecutionResult> {
-    const source = await createSourceEventStream({
-      schema: this.options.schema,
-      document: operation.document,
-      operationName: operation.operationName,
-      variableValues: operation.variables,
-      contextValue: context,
-    });
+    let source: Awaited<ReturnType<typeof createSourceEventStream>>;
+    try {
+      source = await createSourceEventStream({
+        schema: this.options.schema,
+        document: operation.document,
+        operationName: operation.operationName,
+        variableValues: operation.variables,
+        contextValue: context,
+      });
+    } catch (error) {
+      // graphql-js rethrows what is not a GraphQLError: answer it (masked) rather than let it escape the transport.
+      return this.mask({ errors: [error instanceof GraphQLError ? error : new GraphQLError('Unexpected error.', { originalError: error as Error })] });
+    }
     if (source instanceof LiveStream) {
       source.attach(makeSink(this.options.renderers.for(operation.document, operation.operationName, operation.variables)));
       return { cancel: () => void source.return() };
