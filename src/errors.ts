@@ -29,6 +29,8 @@ export const ErrorCode = {
   ALIAS_LIMIT_EXCEEDED: 'ALIAS_LIMIT_EXCEEDED',
   DIRECTIVE_LIMIT_EXCEEDED: 'DIRECTIVE_LIMIT_EXCEEDED',
   COST_LIMIT_EXCEEDED: 'COST_LIMIT_EXCEEDED',
+  /** The same field (response name) selected more than 10 times in one selection set. */
+  FIELD_LIMIT_EXCEEDED: 'FIELD_LIMIT_EXCEEDED',
   /** A `documentId` this server does not know. */
   PERSISTED_DOCUMENT_NOT_FOUND: 'PERSISTED_DOCUMENT_NOT_FOUND',
   /** This server runs trusted documents only (TRUSTED_DOCUMENTS_ONLY) and the request sent other text. */

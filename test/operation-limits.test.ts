@@ -62,6 +62,9 @@ const refusals: [string, () => { query: string; variables?: Record<string, unkno
   ['aliases multiplied by fragments spreading fragments', () => ({ query: FRAGMENT_BOMB }), 'ALIAS_LIMIT_EXCEEDED'],
   ['more directives than the limit, repeated ones too', () => ({ query: `{ viewer { id ${'@include(if: true) '.repeat(21)} } }` }), 'DIRECTIVE_LIMIT_EXCEEDED'],
   ["the issue's aliased conversations → members → user query", () => ({ query: COSTLY }), 'COST_LIMIT_EXCEEDED'],
+  // Merged when executed, but validation compares every pair: quadratic (found by npm run bench:refusals).
+  ['one field selected hundreds of times without aliases', () => ({ query: `{ ${'viewer { name } '.repeat(400)} }` }), 'FIELD_LIMIT_EXCEEDED'],
+  ['one field repeated through many fragments', () => ({ query: `{ viewer { ${Array.from({ length: 12 }, (_, i) => `...U${i}`).join(' ')} } } ${Array.from({ length: 12 }, (_, i) => `fragment U${i} on User { name }`).join(' ')}` }), 'FIELD_LIMIT_EXCEEDED'],
   [
     'a cost that only the variables make large (first × nested first)',
     () => ({

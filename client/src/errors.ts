@@ -18,13 +18,15 @@ export const ErrorCode = {
   BAD_REQUEST: 'BAD_REQUEST',
   GRAPHQL_PARSE_FAILED: 'GRAPHQL_PARSE_FAILED',
   GRAPHQL_VALIDATION_FAILED: 'GRAPHQL_VALIDATION_FAILED',
-  /** Operation limits, one code each: the query text, its tokens, depth, aliases, directives, estimated cost. */
+  /** Operation limits, one code each: the query text, its tokens, depth, aliases, directives, estimated cost, repeated fields. */
   SIZE_LIMIT_EXCEEDED: 'SIZE_LIMIT_EXCEEDED',
   TOKEN_LIMIT_EXCEEDED: 'TOKEN_LIMIT_EXCEEDED',
   DEPTH_LIMIT_EXCEEDED: 'DEPTH_LIMIT_EXCEEDED',
   ALIAS_LIMIT_EXCEEDED: 'ALIAS_LIMIT_EXCEEDED',
   DIRECTIVE_LIMIT_EXCEEDED: 'DIRECTIVE_LIMIT_EXCEEDED',
   COST_LIMIT_EXCEEDED: 'COST_LIMIT_EXCEEDED',
+  /** The same field selected more than 10 times in one place. */
+  FIELD_LIMIT_EXCEEDED: 'FIELD_LIMIT_EXCEEDED',
   /** The server does not know a trusted document id sent in place of a query. */
   PERSISTED_DOCUMENT_NOT_FOUND: 'PERSISTED_DOCUMENT_NOT_FOUND',
   /** The server accepts trusted documents only: use `trustedDocuments: true`. */

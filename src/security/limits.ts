@@ -43,6 +43,12 @@ export interface OperationLimits {
   maxDirectives: number;
   /** Estimated objects produced (see {@link LimitMeter}). */
   maxCost: number;
+  /**
+   * Selections of one response name in one selection set, fragments
+   * flattened in. Execution merges them, but validation compares every pair
+   * (and their subtrees): 490 × `viewer { name }` took 80 ms to validate.
+   */
+  maxRepeats: number;
 }
 
 export const DEFAULT_LIMITS: OperationLimits = {
@@ -58,6 +64,8 @@ export const DEFAULT_LIMITS: OperationLimits = {
   // (`members(first: 500)`); GraphiQL's full introspection query about 6,200.
   // `conversations(first: 100)` → `members(first: 500)` → `user` is 150,000.
   maxCost: 10_000,
+  // The SDK repeats a name at most 3 times in a set (inbox's `conversationId` in three type conditions).
+  maxRepeats: 10,
 };
 
 /** Assumed size of a page whose `first` / `last` is not given (every default of this API is at most this). */
@@ -71,9 +79,16 @@ export interface Measure {
   aliases: number;
   directives: number;
   cost: number;
+  /** Most selections of one response name in one selection set, fragments flattened into it. */
+  repeats: number;
 }
 
-interface FragmentMeasure extends Measure {
+/** A selection set's measure, with the response names it selects (fragments flattened in) and how often. */
+interface SetMeasure extends Measure {
+  names: Map<string, number>;
+}
+
+interface FragmentMeasure extends SetMeasure {
   visiting: boolean;
 }
 
@@ -159,6 +174,9 @@ export class LimitMeter {
       errors.push(limitError(ErrorCode.DIRECTIVE_LIMIT_EXCEEDED, 'Directives', limits.maxDirectives, measure.directives));
     }
     if (measure.cost > limits.maxCost) errors.push(limitError(ErrorCode.COST_LIMIT_EXCEEDED, 'Estimated cost', limits.maxCost, measure.cost));
+    if (measure.repeats > limits.maxRepeats) {
+      errors.push(limitError(ErrorCode.FIELD_LIMIT_EXCEEDED, 'Selections of one field in one place', limits.maxRepeats, measure.repeats));
+    }
     return errors;
   }
 
@@ -216,14 +234,21 @@ export class LimitMeter {
 
     const directivesOf = (directives: readonly DirectiveNode[] | undefined) => directives?.length ?? 0;
 
-    const walk = (selectionSet: SelectionSetNode, parent: GraphQLNamedType | undefined): Measure => {
-      const total: Measure = { depth: 0, aliases: 0, directives: 0, cost: 0 };
+    const empty = (): SetMeasure => ({ depth: 0, aliases: 0, directives: 0, cost: 0, repeats: 0, names: new Map() });
+    const addNames = (into: Map<string, number>, from: Map<string, number>) => {
+      for (const [name, count] of from) into.set(name, (into.get(name) ?? 0) + count);
+    };
+
+    const walk = (selectionSet: SelectionSetNode, parent: GraphQLNamedType | undefined): SetMeasure => {
+      const total = empty();
       for (const selection of selectionSet.selections) {
         total.directives += directivesOf(selection.directives);
         if (selection.kind === Kind.FIELD) {
           const def = fieldDef(parent, selection.name.value);
           const type = def ? getNamedType(def.type) : undefined;
           const own = type && isCompositeType(type) ? 1 : 0;
+          const key = selection.alias?.value ?? selection.name.value;
+          total.names.set(key, (total.names.get(key) ?? 0) + 1);
           if (selection.alias) total.aliases += 1;
           if (selection.selectionSet) {
             const below = walk(selection.selectionSet, type);
@@ -231,12 +256,13 @@ export class LimitMeter {
             total.aliases += below.aliases;
             total.directives += below.directives;
             total.cost += own + multiplier(parent, def, selection) * below.cost;
+            total.repeats = Math.max(total.repeats, below.repeats);
           } else {
             total.depth = Math.max(total.depth, 1);
             total.cost += own;
           }
         } else {
-          let below: Measure;
+          let below: SetMeasure;
           if (selection.kind === Kind.INLINE_FRAGMENT) {
             const type = selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : parent;
             below = walk(selection.selectionSet, type ?? undefined);
@@ -247,24 +273,28 @@ export class LimitMeter {
           total.aliases += below.aliases;
           total.directives += below.directives;
           total.cost += below.cost;
+          total.repeats = Math.max(total.repeats, below.repeats);
+          // Fragments merge into the set they are spread in: their fields are compared with its fields.
+          addNames(total.names, below.names);
         }
       }
+      for (const count of total.names.values()) total.repeats = Math.max(total.repeats, count);
       return total;
     };
 
-    const fragment = (name: string): Measure => {
+    const fragment = (name: string): SetMeasure => {
       const known = memo.get(name);
-      if (known) return known.visiting ? { depth: 0, aliases: 0, directives: 0, cost: 0 } : known;
+      if (known) return known.visiting ? empty() : known;
       const definition = fragments.get(name);
-      if (!definition) return { depth: 0, aliases: 0, directives: 0, cost: 0 };
-      memo.set(name, { depth: 0, aliases: 0, directives: 0, cost: 0, visiting: true });
+      if (!definition) return empty();
+      memo.set(name, { ...empty(), visiting: true });
       const measured = walk(definition.selectionSet, schema.getType(definition.typeCondition.name.value) ?? undefined);
       measured.directives += directivesOf(definition.directives);
       memo.set(name, { ...measured, visiting: false });
       return measured;
     };
 
-    const measured = walk(operation.selectionSet, rootType ?? undefined);
+    const { names: _names, ...measured } = walk(operation.selectionSet, rootType ?? undefined);
     measured.directives += directivesOf(operation.directives);
     for (const definition of operation.variableDefinitions ?? []) measured.directives += directivesOf(definition.directives);
     return measured;
