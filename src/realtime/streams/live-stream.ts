@@ -1,6 +1,5 @@
 import type { GraphQLError } from 'graphql';
 import type { Viewer } from '../../auth.js';
-import type { MessageRecord } from '../../chat/records.js';
 import { requireViewer, type Context } from '../../context.js';
 import { forbidden, maskError } from '../../errors.js';
 import type { BusEvent, RealtimeObserver } from '../broker/broker.js';
@@ -43,7 +42,7 @@ const MAX_QUEUED_EVENTS = 10_000;
  * Subclasses say what to follow (`start`, `activate`) and react to the
  * viewer's membership changes; the base class owns the lifecycle.
  */
-export abstract class LiveStream implements AsyncIterableIterator<unknown>, MembershipListener, FeedSink {
+export abstract class LiveStream implements AsyncIterableIterator<unknown>, MembershipListener, FeedSink<unknown> {
   protected readonly viewer: Viewer;
   protected readonly deps: StreamDeps;
   private sink: Sink | undefined;
@@ -95,16 +94,16 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
     return this.sink?.renderer?.key ?? null;
   }
 
-  render(message: MessageRecord): string | Promise<string> {
-    return this.sink!.renderer!.render(message);
+  render(item: unknown): string | Promise<string> {
+    return this.sink!.renderer!.render(item);
   }
 
-  deliver(message: MessageRecord, payload: string | undefined): void {
-    this.emit(message, payload);
+  deliver(item: unknown, payload: string | undefined): void {
+    this.emit(item, payload);
   }
 
   /** Joins a feed member in the background; a failed catch-up ends the stream (the client resumes). */
-  protected follow(feed: ConversationFeed, member: FeedMember): void {
+  protected follow<T>(feed: ConversationFeed<T>, member: FeedMember<T>): void {
     feed.join(member).catch((error) => {
       this.deps.onError(error, 'catch up');
       this.end(maskError(error));
