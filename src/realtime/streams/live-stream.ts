@@ -147,23 +147,26 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
     this.teardown();
   }
 
-  // ---- Iterator mode (any transport that does not attach a sink).
+  // ---- Iterator mode (any transport that does not attach a sink). Created
+  // on first use only: fast-lane streams, the many, pay nothing for it.
 
-  private readonly iteratorSink: Sink = {
-    renderer: null,
-    next: (event) => {
-      if (this.waiter) {
-        const { resolve } = this.waiter;
-        this.waiter = undefined;
-        resolve({ value: event, done: false });
-        return;
-      }
-      const queue = (this.queue ??= []);
-      queue.push(event);
-      if (queue.length > MAX_QUEUED_EVENTS) this.end(maskError(new Error('Slow consumer')));
-    },
-    end: () => this.wake(),
-  };
+  private iteratorSink(): Sink {
+    return {
+      renderer: null,
+      next: (event) => {
+        if (this.waiter) {
+          const { resolve } = this.waiter;
+          this.waiter = undefined;
+          resolve({ value: event, done: false });
+          return;
+        }
+        const queue = (this.queue ??= []);
+        queue.push(event);
+        if (queue.length > MAX_QUEUED_EVENTS) this.end(maskError(new Error('Slow consumer')));
+      },
+      end: () => this.wake(),
+    };
+  }
 
   private wake(): void {
     if (!this.waiter) return;
@@ -176,7 +179,7 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
   }
 
   next(): Promise<IteratorResult<unknown>> {
-    if (!this.sink && !this.done) this.attach(this.iteratorSink);
+    if (!this.sink && !this.done) this.attach(this.iteratorSink());
     const queued = this.queue?.shift();
     if (queued !== undefined) return Promise.resolve({ value: queued, done: false });
     if (this.done) {
@@ -187,6 +190,11 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
     });
+  }
+
+  /** The transport's handle on a running subscription: the client ended it. */
+  cancel(): void {
+    void this.return();
   }
 
   /** The client ended it (or the transport went away): no end message is sent. */
