@@ -22,7 +22,7 @@ export interface ClusterOptions {
    * TCP proxy that a test can cut. Applied on every (re)start of that instance.
    */
   instanceEnv?: (index: number) => Record<string, string | undefined>;
-  /** Called with every instance process spawned (tests track them to clean up whatever happens). */
+  /** Called with every process spawned: instances with their index, nginx with -1 (tests track them to clean up whatever happens). */
   onSpawn?: (child: ChildProcess, index: number) => void;
 }
 
@@ -87,6 +87,7 @@ export class Cluster {
         `127.0.0.1:${cluster.port}`,
         cluster.instances.map((instance) => `127.0.0.1:${instance.port}`),
       );
+      options.onSpawn?.(cluster.nginx.process, -1);
     } catch (error) {
       await cluster.stop();
       throw error;

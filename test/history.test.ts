@@ -66,6 +66,8 @@ interface Outcome {
   tail: Report;
   /** Errors the SDK sessions handled by themselves, by code. */
   clientErrors: Record<string, number>;
+  /** Sessions that lost their socket and reconnected. */
+  reconnects: number;
 }
 
 const rows: { name: string; report: Report }[] = [];
@@ -184,7 +186,7 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
       };
       const [steady, tail] = await Promise.all([judge('steady'), judge('tail')]);
       await workload.finished();
-      const outcome = { steady, tail, clientErrors: workload.errorCounts() };
+      const outcome = { steady, tail, clientErrors: workload.errorCounts(), reconnects: workload.reconnects };
       report(name, outcome);
       return outcome;
     } finally {
@@ -198,7 +200,7 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
     for (const [part, r] of [['', outcome.steady], [' (tail)', outcome.tail]] as const) {
       for (const kind of KINDS) if (r.counts[kind] > 0) lines.push(`  ${name}${part} ${kind}: ${r.examples[kind].slice(0, 3).join(' | ')}`);
     }
-    lines.push(`  client-side errors handled: ${JSON.stringify(outcome.clientErrors)}`);
+    lines.push(`  the sessions reconnected ${outcome.reconnects} times and handled these errors themselves: ${JSON.stringify(outcome.clientErrors)}`);
     console.log(lines.join('\n'));
   }
 
@@ -236,7 +238,7 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
     }
   });
 
-  scenario('Redis stopped for 10 s, then restarted (empty)', 'redis-restart', async () => {
+  scenario(`Redis stopped for ${T.redisDownMs / 1000} s, then restarted (empty)`, 'redis-restart', async () => {
     await redis.stop();
     try {
       await sleep(T.redisDownMs);
@@ -246,12 +248,22 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
   });
 
   scenario('every pub/sub connection killed on Redis (CLIENT KILL TYPE pubsub)', 'pubsub-kill', async () => {
-    await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    const killed = Number(await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub'));
+    // One subscriber connection per instance at least, or the scenario tested nothing.
+    if (killed < cluster.instances.length) throw new Error(`CLIENT KILL TYPE pubsub killed ${killed} connections`);
   });
 
-  scenario('one instance cut off from Redis for 10 s while its clients still reach it', 'redis-cut-off', async () => {
+  scenario(`one instance cut off from Redis for ${T.cutOffMs / 1000} s while its clients still reach it`, 'redis-cut-off', async () => {
+    if (redisPath.connections === 0) throw new Error(`instance ${CUT_OFF} has no Redis connection through the proxy`);
     redisPath.setOffline(true);
     try {
+      // The instance notices (its /ready turns 503), or the scenario tested nothing.
+      const ready = cluster.instances[CUT_OFF]!.url.replace(/\/graphql$/, '/ready');
+      const noticedBy = Date.now() + 5000;
+      while ((await fetch(ready).then((r) => r.status, () => 0)) !== 503) {
+        if (Date.now() > noticedBy) throw new Error(`instance ${CUT_OFF} still ready 5 s after being cut off from Redis`);
+        await sleep(100);
+      }
       await sleep(T.cutOffMs);
     } finally {
       redisPath.setOffline(false);
@@ -268,6 +280,8 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
   });
 
   scenario('every client socket closed at once', 'sockets-closed', async () => {
+    const open = clientPaths.reduce((sum, path) => sum + path.connections, 0);
+    if (open < T.users) throw new Error(`only ${open} client connections open, fewer than the sessions`);
     for (const path of clientPaths) path.cutAll();
   });
 });

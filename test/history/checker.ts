@@ -180,6 +180,14 @@ export function checkHistory(history: History, stored: StoredState, options: Che
 
   // missing
   let expected = 0;
+  // For the examples: how far the client got, and how far its own acknowledged sends went (an
+  // acknowledgement also delivers: a client whose live stream died still fills gaps up to its own sends).
+  const ownTop = new Map<string, number>();
+  for (const send of sends) {
+    if (send.outcome !== 'acked' || send.seq === undefined) continue;
+    const stream = `${send.client}\u0000${send.conversationId}`;
+    ownTop.set(stream, Math.max(ownTop.get(stream) ?? 0, send.seq));
+  }
   for (const e of expectations) {
     if (!isMember(e.conversationId, e.userId)) continue;
     const seen = received.get(`${e.client}\u0000${e.conversationId}`);
@@ -190,7 +198,12 @@ export function checkHistory(history: History, stored: StoredState, options: Che
       if (!seen?.has(seq)) absent.push(seq);
     }
     absent.sort((a, b) => a - b);
-    note('missing', absent.length, () => `${e.client} never got ${e.conversationId} seqs ${absent.slice(0, 20).join(',')}${absent.length > 20 ? ',…' : ''}`);
+    note('missing', absent.length, () => {
+      const stream = `${e.client}\u0000${e.conversationId}`;
+      const last = Math.max(0, ...(seqsOf.get(e.conversationId) ?? []));
+      const context = `received up to #${highest.get(stream) ?? 0}, own sends up to #${ownTop.get(stream) ?? 0}, stored up to #${last}`;
+      return `${e.client} never got ${e.conversationId} seqs ${absent.slice(0, 20).join(',')}${absent.length > 20 ? ',…' : ''} (${context})`;
+    });
   }
 
   // seq gaps

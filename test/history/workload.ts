@@ -59,6 +59,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Workload {
   readonly conversations: WorkloadConversation[] = [];
+  /** Sessions that went from live back to connecting (a socket dropped or replaced). */
+  reconnects = 0;
   private readonly participants: Participant[] = [];
   private readonly stopAt: Record<Mode, number> = { steady: Number.POSITIVE_INFINITY, tail: Number.POSITIVE_INFINITY };
   private loops: Promise<void>[] = [];
@@ -121,6 +123,12 @@ export class Workload {
       });
       const errors: ChatError[] = [];
       chat.onError((error) => errors.push(error));
+      // Reconnects after the session first went live: the clients noticed the fault.
+      let live = false;
+      chat.onStatus((status) => {
+        if (status === 'live') live = true;
+        else if (status === 'connecting' && live) this.reconnects++;
+      });
       recorder.attach(name, user.id, chat, Object.fromEntries(mine.map((c) => [c.id, 0])));
       this.participants.push({ name, user, url, chat, conversations: mine, errors });
     }
