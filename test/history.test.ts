@@ -68,6 +68,8 @@ interface Outcome {
   clientErrors: Record<string, number>;
   /** Sessions that lost their socket and reconnected. */
   reconnects: number;
+  /** Anomalies per kind of conversation (direct, small group: fan-out on write; large group: on read), for attribution. */
+  byKind: Record<string, Partial<Record<string, number>>>;
 }
 
 const rows: { name: string; report: Report }[] = [];
@@ -186,7 +188,14 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
       };
       const [steady, tail] = await Promise.all([judge('steady'), judge('tail')]);
       await workload.finished();
-      const outcome = { steady, tail, clientErrors: workload.errorCounts(), reconnects: workload.reconnects };
+      const byKind: Outcome['byKind'] = {};
+      const final = { history: recorder.snapshot(), state: await stored(workload.conversationIds()) };
+      for (const kind of ['direct', 'small', 'large'] as const) {
+        const ids = new Set(workload.conversations.filter((c) => c.kind === kind).map((c) => c.id));
+        const counts = checkHistory(final.history, final.state, { conversations: ids }).counts;
+        byKind[kind] = Object.fromEntries(KINDS.filter((k) => counts[k] > 0).map((k) => [k, counts[k]]));
+      }
+      const outcome = { steady, tail, clientErrors: workload.errorCounts(), reconnects: workload.reconnects, byKind };
       report(name, outcome);
       return outcome;
     } finally {
@@ -200,6 +209,7 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
     for (const [part, r] of [['', outcome.steady], [' (tail)', outcome.tail]] as const) {
       for (const kind of KINDS) if (r.counts[kind] > 0) lines.push(`  ${name}${part} ${kind}: ${r.examples[kind].slice(0, 3).join(' | ')}`);
     }
+    if (!clean(outcome.steady) || !clean(outcome.tail)) lines.push(`  ${name} by kind of conversation (both halves, at the end): ${JSON.stringify(outcome.byKind)}`);
     lines.push(`  the sessions reconnected ${outcome.reconnects} times and handled these errors themselves: ${JSON.stringify(outcome.clientErrors)}`);
     console.log(lines.join('\n'));
   }
