@@ -42,6 +42,8 @@ const DELIVERY_CHECK_MS = 2000;
 const DELIVERY_BOUND_MS = 5000;
 /** The clients' own share of the wait (a catch-up request, a reconnect backoff of up to 1 s). */
 const CLIENT_MARGIN_MS = 1000;
+/** After a deadline with deliveries missing, how long to keep watching whether they are late or lost (reported, not judged). */
+const LATE_GRACE_MS = 20_000;
 
 // Long: the cut-off outlasts the default presence TTL (30 s), so the other
 // instances stop counting the cut-off instance's users as online meanwhile.
@@ -68,8 +70,10 @@ interface Outcome {
   clientErrors: Record<string, number>;
   /** Sessions that lost their socket and reconnected. */
   reconnects: number;
-  /** Anomalies per kind of conversation (direct, small group: fan-out on write; large group: on read), for attribution. */
+  /** Anomalies per kind of conversation (direct, small group: fan-out on write; large group: on read), at the end, for attribution. */
   byKind: Record<string, Partial<Record<string, number>>>;
+  /** Deliveries missing at the deadline that arrived within LATE_GRACE_MS after it (still counted as missing). */
+  late: number;
 }
 
 const rows: { name: string; report: Report }[] = [];
@@ -188,14 +192,23 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
       };
       const [steady, tail] = await Promise.all([judge('steady'), judge('tail')]);
       await workload.finished();
+      // Not part of the verdict, for telling "late" (e.g. a starved machine) from "never": when
+      // deliveries were missing at the deadline, how many still arrive within a further LATE_GRACE_MS.
+      const missingAtDeadline = steady.counts.missing + tail.counts.missing;
+      let final = { history: recorder.snapshot(), state: await stored(workload.conversationIds()) };
+      let stillMissing = missingAtDeadline;
+      for (const until = Date.now() + LATE_GRACE_MS; stillMissing > 0 && Date.now() < until; ) {
+        await sleep(500);
+        final = { history: recorder.snapshot(), state: await stored(workload.conversationIds()) };
+        stillMissing = checkHistory(final.history, final.state).counts.missing;
+      }
       const byKind: Outcome['byKind'] = {};
-      const final = { history: recorder.snapshot(), state: await stored(workload.conversationIds()) };
       for (const kind of ['direct', 'small', 'large'] as const) {
         const ids = new Set(workload.conversations.filter((c) => c.kind === kind).map((c) => c.id));
         const counts = checkHistory(final.history, final.state, { conversations: ids }).counts;
         byKind[kind] = Object.fromEntries(KINDS.filter((k) => counts[k] > 0).map((k) => [k, counts[k]]));
       }
-      const outcome = { steady, tail, clientErrors: workload.errorCounts(), reconnects: workload.reconnects, byKind };
+      const outcome = { steady, tail, clientErrors: workload.errorCounts(), reconnects: workload.reconnects, byKind, late: missingAtDeadline - stillMissing };
       report(name, outcome);
       return outcome;
     } finally {
@@ -209,7 +222,10 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
     for (const [part, r] of [['', outcome.steady], [' (tail)', outcome.tail]] as const) {
       for (const kind of KINDS) if (r.counts[kind] > 0) lines.push(`  ${name}${part} ${kind}: ${r.examples[kind].slice(0, 3).join(' | ')}`);
     }
-    if (!clean(outcome.steady) || !clean(outcome.tail)) lines.push(`  ${name} by kind of conversation (both halves, at the end): ${JSON.stringify(outcome.byKind)}`);
+    if (!clean(outcome.steady) || !clean(outcome.tail)) {
+      lines.push(`  ${name}: of the deliveries missing at the deadline, ${outcome.late} arrived within a further ${LATE_GRACE_MS / 1000} s (late, not lost)`);
+      lines.push(`  ${name} by kind of conversation (both halves, at the end): ${JSON.stringify(outcome.byKind)}`);
+    }
     lines.push(`  the sessions reconnected ${outcome.reconnects} times and handled these errors themselves: ${JSON.stringify(outcome.clientErrors)}`);
     console.log(lines.join('\n'));
   }
