@@ -74,6 +74,10 @@ interface Outcome {
   byKind: Record<string, Partial<Record<string, number>>>;
   /** Deliveries missing at the deadline that arrived within LATE_GRACE_MS after it (still counted as missing). */
   late: number;
+  /** Sends never acknowledged, by client path. */
+  unackedByPath: Record<string, number>;
+  /** From the fault's start to its heal (e.g. how long a restart took). */
+  faultMs: number;
 }
 
 const rows: { name: string; report: Report }[] = [];
@@ -152,6 +156,7 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
   async function run(name: string, fault: () => Promise<void>): Promise<Outcome> {
     await restore();
     const recorder = new HistoryRecorder();
+    let faultMs = 0;
     const lb = clientPaths[0]!.url;
     const direct = clientPaths.slice(1).map((p) => p.url);
     const workload = await Workload.create({
@@ -169,11 +174,13 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
     try {
       workload.start();
       await sleep(T.warmupMs);
+      const faultStart = Date.now();
       for (let cycle = 0; cycle < T.cycles; cycle++) {
         if (cycle > 0) await sleep(T.cycleGapMs);
         await fault();
       }
       const healedAt = Date.now();
+      faultMs = healedAt - faultStart;
       workload.stop('tail', healedAt + T.tailAfterHealMs);
       workload.stop('steady', healedAt + T.steadyAfterHealMs);
 
@@ -208,7 +215,14 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
         const counts = checkHistory(final.history, final.state, { conversations: ids }).counts;
         byKind[kind] = Object.fromEntries(KINDS.filter((k) => counts[k] > 0).map((k) => [k, counts[k]]));
       }
-      const outcome = { steady, tail, clientErrors: workload.errorCounts(), reconnects: workload.reconnects, byKind, late: missingAtDeadline - stillMissing };
+      // Sends never acknowledged, by the path their client used (0, 2, 4: nginx; 1, 3, 5: instance 0, 1, 2 directly).
+      const unackedByPath: Record<string, number> = {};
+      for (const send of final.history.sends) {
+        if (send.outcome === 'acked') continue;
+        const path = send.client.slice(send.client.lastIndexOf('@') + 1);
+        unackedByPath[path] = (unackedByPath[path] ?? 0) + 1;
+      }
+      const outcome = { steady, tail, clientErrors: workload.errorCounts(), reconnects: workload.reconnects, byKind, late: missingAtDeadline - stillMissing, unackedByPath, faultMs };
       report(name, outcome);
       return outcome;
     } finally {
@@ -226,7 +240,8 @@ describe.skipIf(!tools)('the history of SDK clients on three instances behind ng
       lines.push(`  ${name}: of the deliveries missing at the deadline, ${outcome.late} arrived within a further ${LATE_GRACE_MS / 1000} s (late, not lost)`);
       lines.push(`  ${name} by kind of conversation (both halves, at the end): ${JSON.stringify(outcome.byKind)}`);
     }
-    lines.push(`  the sessions reconnected ${outcome.reconnects} times and handled these errors themselves: ${JSON.stringify(outcome.clientErrors)}`);
+    if (Object.keys(outcome.unackedByPath).length > 0) lines.push(`  ${name}: sends never acknowledged, by client path (even: nginx; 1, 3, 5: instance 0, 1, 2): ${JSON.stringify(outcome.unackedByPath)}`);
+    lines.push(`  the fault lasted ${(outcome.faultMs / 1000).toFixed(1)} s; the sessions reconnected ${outcome.reconnects} times and handled these errors themselves: ${JSON.stringify(outcome.clientErrors)}`);
     console.log(lines.join('\n'));
   }
 

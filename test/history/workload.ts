@@ -204,10 +204,15 @@ export class Workload {
     return this.conversations.filter((c) => !mode || c.mode === mode).map((c) => c.id);
   }
 
-  /** Errors the sessions reported (handled by themselves), by code, for the report. */
+  /** Errors the sessions reported (handled by themselves), by code and message (ids and numbers blurred), for the report. */
   errorCounts(): Record<string, number> {
     const counts: Record<string, number> = {};
-    for (const p of this.participants) for (const e of p.errors) counts[e.code] = (counts[e.code] ?? 0) + 1;
+    for (const p of this.participants) {
+      for (const e of p.errors) {
+        const key = `${e.code}: ${e.message.replace(/[0-9a-f-]{36}/g, '<id>').replace(/\d+/g, 'N').slice(0, 80)}`;
+        counts[key] = (counts[key] ?? 0) + 1;
+      }
+    }
     return counts;
   }
 
