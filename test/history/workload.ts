@@ -72,7 +72,12 @@ export class Workload {
   /** Creates the users and conversations, opens a session per user and waits until every session is live. */
   static async create(options: WorkloadOptions): Promise<Workload> {
     const workload = new Workload(options);
-    await workload.setup();
+    try {
+      await workload.setup();
+    } catch (error) {
+      await workload.close();
+      throw error;
+    }
     return workload;
   }
 
@@ -132,7 +137,15 @@ export class Workload {
       recorder.attach(name, user.id, chat, Object.fromEntries(mine.map((c) => [c.id, 0])));
       this.participants.push({ name, user, url, chat, conversations: mine, errors });
     }
-    await Promise.all(this.participants.map((p) => p.chat.ready()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const notLive = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`sessions not live after 60 s: ${this.participants.filter((p) => p.chat.status !== 'live').map((p) => p.name).join(', ')}`)), 60_000);
+    });
+    try {
+      await Promise.race([Promise.all(this.participants.map((p) => p.chat.ready())), notLive]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get sessions(): number {
