@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Cluster } from '../../ops/cluster.js';
 import { createTestDatabase, type TestDatabase } from '../../test/support/database.js';
@@ -52,6 +53,7 @@ describe.skipIf(!redisUrl || !nginx)('sends while one instance is frozen', () =>
     await Promise.all(sessions.map((s) => s.close()));
     await Promise.all(proxies.map((p) => p.close()));
     await cluster?.stop();
+    if (cluster) await rm(cluster.dir, { recursive: true, force: true });
     await db?.drop();
   });
 
