@@ -184,12 +184,16 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
 
 /**
  * A signal that aborts when any of them does, and a way to stop listening
- * (the session's signal outlives thousands of requests). AbortSignal.any is
- * not in every runtime we support.
+ * (the session's signal outlives thousands of requests). AbortSignal.any
+ * where the runtime has it (Node 20.3+, current browsers): it holds the
+ * sources weakly, so many requests in flight add no listeners to the
+ * session's signal (Node warns past ten); listeners elsewhere.
  */
 function linkSignals(candidates: (AbortSignal | undefined)[]): { signal: AbortSignal | undefined; unlink: () => void } {
   const signals = candidates.filter((s): s is AbortSignal => s !== undefined);
   if (signals.length <= 1) return { signal: signals[0], unlink: () => {} };
+  const any = (AbortSignal as { any?: (signals: AbortSignal[]) => AbortSignal }).any;
+  if (typeof any === 'function') return { signal: any.call(AbortSignal, signals), unlink: () => {} };
   const controller = new AbortController();
   const aborted = signals.find((s) => s.aborted);
   if (aborted) {

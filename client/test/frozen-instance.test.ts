@@ -70,7 +70,8 @@ describe.skipIf(!redisUrl || !nginx)('sends while one instance is frozen', () =>
     const attempts = new Map<string, number>();
     const clients: Recorded[] = [];
     for (const id of ids) {
-      clients.push(await session(lb, id, sessions, { requestTimeoutMs: 1000, keepAliveMs: 1000, fetch: countingFetch(attempts) }));
+      // Short enough that a send pinned to the frozen instance moves on quickly; long enough for a loaded machine's normal answers.
+      clients.push(await session(lb, id, sessions, { requestTimeoutMs: 3000, keepAliveMs: 1000, fetch: countingFetch(attempts) }));
     }
     const [alice, bob] = clients as [Recorded, Recorded, Recorded];
     const { id: team } = await alice.chat.createGroup('team', [ids[1]!, ids[2]!]);
