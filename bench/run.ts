@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { signToken } from '../src/auth.js';
+import { catchUpScenario } from './catch-up.js';
 import { createBenchDatabase, seedGroups } from './database.js';
 import { Clients, startBaseline, startChatServer, type Measured } from './processes.js';
 
@@ -14,6 +15,7 @@ import { Clients, startBaseline, startChatServer, type Measured } from './proces
  *               one, and sustained frames/s, vs a raw ws broadcast of the same bytes
  *   memory      heap per idle connection with its subscription, vs an idle raw ws socket
  *   latency     send→receive percentiles at --rate messages/s spread over groups
+ *   catchup     a member catching up after 10,000 changes, vs a raw SELECT of what it ends up holding
  */
 const { values: args } = parseArgs({
   options: {
@@ -229,12 +231,16 @@ async function main() {
   try {
     if (!args.only || args.only === 'fanout') results.fanout = await fanout(database.url);
     if (!args.only || args.only === 'latency') results.latency = await latency(database.url);
+    if (!args.only || args.only === 'catchup') {
+      results.catchup = await catchUpScenario(database.url, SECRET, { messages: 5000, edits: 3000, reactions: 2000, rounds: 7 });
+    }
   } finally {
     await database.drop();
   }
   console.log('\n' + JSON.stringify(results, null, 2));
   const f = results.fanout as Awaited<ReturnType<typeof fanout>> | undefined;
   const l = results.latency as Awaited<ReturnType<typeof latency>> | undefined;
+  const c = results.catchup as Awaited<ReturnType<typeof catchUpScenario>> | undefined;
   console.log('\n  target                                                   measured');
   if (f) {
     console.log(`  message to ${f.members} members reaches the last in < 200 ms    p50 ${f.timeToLastMs.chat.p50} ms, p95 ${f.timeToLastMs.chat.p95} ms (raw ws p50 ${f.timeToLastMs.raw.p50} ms)`);
@@ -243,6 +249,9 @@ async function main() {
   }
   if (l) {
     console.log(`  p99 send→receive < 25 ms at ${l.rate} msg/s (${l.sendsOver})      p99 ${l.latencyMs.p99} ms (p50 ${l.latencyMs.p50}, max ${l.latencyMs.max}; ${l.achievedRate} msg/s sent, ${l.deliveries.received}/${l.deliveries.expected} delivered)`);
+  }
+  if (c) {
+    console.log(`  catch-up after ${c.changes} changes within 3x a raw SELECT   ${c.ratio}x (${c.catchUpMs} vs ${c.rawSelectMs} ms for ${c.messagesHeld} messages)`);
   }
   await mkdir('.data/bench', { recursive: true });
   await writeFile('.data/bench/latest.json', JSON.stringify(results, null, 2));

@@ -17,6 +17,13 @@ export interface ClusterOptions {
   port?: number;
   /** Where nginx's files and the instances' logs go (default: a new temp directory). */
   dir?: string;
+  /**
+   * Per-instance additions to `env`, e.g. one instance's REDIS_URL through a
+   * TCP proxy that a test can cut. Applied on every (re)start of that instance.
+   */
+  instanceEnv?: (index: number) => Record<string, string | undefined>;
+  /** Called with every process spawned: instances with their index, nginx with -1 (tests track them to clean up whatever happens). */
+  onSpawn?: (child: ChildProcess, index: number) => void;
 }
 
 export interface Instance {
@@ -56,6 +63,7 @@ export class Cluster {
     readonly port: number,
     private readonly env: Record<string, string | undefined>,
     ports: number[],
+    private readonly options: Pick<ClusterOptions, 'instanceEnv' | 'onSpawn'> = {},
   ) {
     this.instances = ports.map((p, index) => ({ index, port: p, url: `http://127.0.0.1:${p}/graphql`, process: null }));
   }
@@ -70,7 +78,7 @@ export class Cluster {
     await mkdir(dir, { recursive: true });
     const ports: number[] = [];
     for (let i = 0; i < options.instances; i++) ports.push(await freePort());
-    const cluster = new Cluster(dir, options.port ?? (await freePort()), options.env, ports);
+    const cluster = new Cluster(dir, options.port ?? (await freePort()), options.env, ports, options);
     try {
       // One at a time: the first applies migrations, the rest find them done.
       for (const instance of cluster.instances) await cluster.startInstance(instance.index);
@@ -79,6 +87,7 @@ export class Cluster {
         `127.0.0.1:${cluster.port}`,
         cluster.instances.map((instance) => `127.0.0.1:${instance.port}`),
       );
+      options.onSpawn?.(cluster.nginx.process, -1);
     } catch (error) {
       await cluster.stop();
       throw error;
@@ -92,9 +101,10 @@ export class Cluster {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: ROOT,
       // Behind nginx: the client's address is the last X-Forwarded-For entry (per-address limits).
-      env: { TRUST_PROXY_HOPS: '1', ...process.env, ...this.env, PORT: String(instance.port), HOST: '127.0.0.1', INSTANCE_ID: `i${index}` },
+      env: { TRUST_PROXY_HOPS: '1', ...process.env, ...this.env, ...this.options.instanceEnv?.(index), PORT: String(instance.port), HOST: '127.0.0.1', INSTANCE_ID: `i${index}` },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    this.options.onSpawn?.(child, index);
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
     instance.process = child;
@@ -113,14 +123,47 @@ export class Cluster {
     return code;
   }
 
+  /** Freezes an instance (SIGSTOP): its sockets stay open and its port accepts connections, but nothing answers. */
+  suspend(index: number): void {
+    this.instances[index]!.process?.kill('SIGSTOP');
+  }
+
+  /** Lets a suspended instance run again (SIGCONT). */
+  resume(index: number): void {
+    this.instances[index]!.process?.kill('SIGCONT');
+  }
+
+  /** Resolves when the instance answers /ready with 200 (PostgreSQL and Redis reachable, not draining). */
+  async ready(index: number, timeoutMs = 30_000): Promise<void> {
+    const instance = this.instances[index]!;
+    if (!instance.process) throw new Error(`instance ${index} is not running`);
+    await waitReady(instance.port, instance.process, timeoutMs);
+  }
+
   /** A graceful restart (SIGTERM, wait, start again on the same port, wait until ready). */
   async restart(index: number): Promise<void> {
     await this.signal(index, 'SIGTERM');
     await this.startInstance(index);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops nginx and every instance: SIGCONT first (a suspended process would
+   * never act on SIGTERM), then SIGTERM, and SIGKILL for one that has not
+   * exited within `graceMs`.
+   */
+  async stop(graceMs = 15_000): Promise<void> {
     await this.nginx?.stop();
-    await Promise.all(this.instances.map((instance) => this.signal(instance.index, 'SIGTERM')));
+    await Promise.all(
+      this.instances.map(async (instance) => {
+        instance.process?.kill('SIGCONT');
+        const child = instance.process;
+        const timer = setTimeout(() => child?.kill('SIGKILL'), graceMs);
+        try {
+          await this.signal(instance.index, 'SIGTERM');
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
   }
 }

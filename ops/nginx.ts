@@ -11,7 +11,7 @@ export async function renderChatConf(listen: string, upstreams: readonly string[
   const template = await readFile(NGINX_TEMPLATE, 'utf8');
   return template
     .replaceAll('${LISTEN}', listen)
-    .replaceAll('${UPSTREAM_SERVERS}', upstreams.map((address) => `server ${address} max_fails=1 fail_timeout=1s;`).join('\n    '));
+    .replaceAll('${UPSTREAM_SERVERS}', upstreams.map((address) => `server ${address} max_fails=1 fail_timeout=10s;`).join('\n    '));
 }
 
 export function findNginx(): string {

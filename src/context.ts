@@ -7,6 +7,10 @@ import type { Realtime } from './realtime/index.js';
 
 export interface Loaders {
   lastMessage: DataLoader<{ id: string; lastSeq: number }, MessageRecord | null, string>;
+  /** Messages by (conversation, seq): reply targets, threads' last replies. */
+  message: DataLoader<{ conversationId: string; seq: number }, MessageRecord | null, string>;
+  /** The viewer's own reactions on a message. */
+  ownReactions: DataLoader<{ conversationId: string; seq: number }, string[], string>;
   online: DataLoader<string, boolean>;
   lastSeenAt: DataLoader<string, Date | null>;
   /** Whether the viewer may see a user's presence (src/chat/presence-rule.ts). */
@@ -40,7 +44,7 @@ class LazyLoaders implements Loaders {
   constructor(
     private readonly services: Services,
     private readonly realtime: Realtime,
-    private readonly viewerId: string | undefined,
+    private readonly viewer: Viewer | null,
   ) {}
 
   private fresh(): Partial<Loaders> {
@@ -63,6 +67,30 @@ class LazyLoaders implements Loaders {
     ));
   }
 
+  get message() {
+    const services = this.services;
+    return (this.fresh().message ??= new DataLoader(
+      async (keys: readonly { conversationId: string; seq: number }[]) => {
+        const found = await services.messages.bySeq(keys);
+        return keys.map((key) => found.get(`${key.conversationId}:${key.seq}`) ?? null);
+      },
+      { cacheKeyFn: (key) => `${key.conversationId}:${key.seq}` },
+    ));
+  }
+
+  get ownReactions() {
+    const services = this.services;
+    const viewer = this.viewer;
+    return (this.fresh().ownReactions ??= new DataLoader(
+      async (keys: readonly { conversationId: string; seq: number }[]) => {
+        if (!viewer) return keys.map(() => []);
+        const found = await services.changes.ownReactions(viewer.id, keys);
+        return keys.map((key) => found.get(`${key.conversationId}:${key.seq}`) ?? []);
+      },
+      { cacheKeyFn: (key) => `${key.conversationId}:${key.seq}` },
+    ));
+  }
+
   get online() {
     const realtime = this.realtime;
     return (this.fresh().online ??= new DataLoader(async (ids: readonly string[]) => {
@@ -80,9 +108,9 @@ class LazyLoaders implements Loaders {
   }
 
   get presenceVisible() {
-    const { services, viewerId } = this;
+    const { services, viewer } = this;
     return (this.fresh().presenceVisible ??= new DataLoader(async (ids: readonly string[]) => {
-      const visible = viewerId === undefined ? new Set<string>() : await services.presenceRule.visibleTo(viewerId, ids);
+      const visible = viewer === null ? new Set<string>() : await services.presenceRule.visibleTo(viewer.id, ids);
       return ids.map((id) => visible.has(id));
     }));
   }
@@ -90,7 +118,7 @@ class LazyLoaders implements Loaders {
 
 /** The one context factory, for every transport: HTTP (through Yoga), WebSocket and SSE alike. */
 export function createContext(parts: { viewer: Viewer | null; services: Services; realtime: Realtime }): Context {
-  return { ...parts, loaders: new LazyLoaders(parts.services, parts.realtime, parts.viewer?.id) };
+  return { ...parts, loaders: new LazyLoaders(parts.services, parts.realtime, parts.viewer) };
 }
 
 /**

@@ -2,6 +2,8 @@ import type { Config } from './config.js';
 import type { ChatEvents } from './chat/events.js';
 import { createConversationService } from './chat/conversations.js';
 import { createMembershipService } from './chat/membership.js';
+import { createMessageChangeService } from './chat/changes.js';
+import { createEventLogService } from './chat/event-log.js';
 import { createMessageService } from './chat/messages.js';
 import { createPresenceRule } from './chat/presence-rule.js';
 import { createStreamService } from './chat/streams.js';
@@ -21,6 +23,8 @@ export function createServices(db: Database, events: ChatEvents, config: Config,
     conversations: createConversationService(db, users, events),
     membership: createMembershipService(db, users, events),
     messages: createMessageService(db, users, events, config, limits?.sends),
+    changes: createMessageChangeService(db, users, events, config),
+    eventLog: createEventLogService(db, users),
     typing: createTypingService(db, events, streams.memberIds, limits?.typing),
     streams,
     presenceRule: createPresenceRule(db),

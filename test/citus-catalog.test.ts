@@ -13,7 +13,8 @@ import { createTestDatabase, type TestDatabase } from './support/database.js';
 // declared in src/db/distribution.ts, and they check that the migration says
 // the same thing as that declaration.
 
-const MIGRATION = '20261201000000_citus_distribution';
+/** The newest distribution migration: each lists the whole intended distribution. */
+const MIGRATION = '20261203000200_event_log_distribution';
 
 let db: TestDatabase;
 let migrationSql: string;
@@ -61,6 +62,7 @@ describe('the Citus migration on plain PostgreSQL', () => {
          FROM pg_constraint WHERE contype = 'f' AND confrelid = 'conversations'::regclass ORDER BY 1`,
     );
     expect(keys).toEqual([
+      { name: 'conversation_departures_conversation_id_fkey', on_update: 'a', on_delete: 'c' },
       { name: 'conversation_members_conversation_id_fkey', on_update: 'a', on_delete: 'c' },
       { name: 'messages_conversation_id_fkey', on_update: 'a', on_delete: 'c' },
     ]);

@@ -43,12 +43,12 @@ const MULTI_SHARD_ON_PURPOSE: Listed[] = [
   },
   {
     name: 'inbox subscription start',
-    fragments: ['SELECT "public"."conversations"."id", "public"."conversations"."member_count", "public"."conversations"."last_seq" FROM "public"."conversations" WHERE'],
+    fragments: ['SELECT "public"."conversations"."id", "public"."conversations"."member_count", "public"."conversations"."last_seq", "public"."conversations"."last_event_seq" FROM "public"."conversations" WHERE'],
     why: 'inbox subscription: member count (delivery path) and last seq (cursor) of each of the subscriber\'s conversations, once per subscription, by primary key',
   },
   {
     name: 'position check',
-    fragments: ['SELECT "public"."conversations"."id", "public"."conversations"."last_seq", "public"."conversations"."member_count" FROM "public"."conversations" WHERE', IN_LIST],
+    fragments: ['SELECT "public"."conversations"."id", "public"."conversations"."last_seq", "public"."conversations"."last_event_seq", "public"."conversations"."member_count" FROM "public"."conversations" WHERE', IN_LIST],
     why: 'an instance starting feeds for several conversations, and its position check every DELIVERY_CHECK_MS, read where they stand in one statement per 1000, by primary key',
   },
   {
@@ -63,8 +63,8 @@ const MULTI_SHARD_ON_PURPOSE: Listed[] = [
   },
   {
     name: 'lastMessage batch',
-    fragments: ['FROM "public"."messages" WHERE (("public"."messages"."conversation_id" = $ AND "public"."messages"."seq" = $) OR …)'],
-    why: 'Conversation.lastMessage for a page of conversations in one statement (DataLoader), each by primary key (conversation_id, seq)',
+    fragments: ['FROM messages m WHERE (m.conversation_id = $::uuid AND m.seq = $) OR …'],
+    why: 'Conversation.lastMessage for a page of conversations, and reply targets and threads\' last replies, in one statement (DataLoader), each by primary key (conversation_id, seq); with one key it is a router statement',
   },
   {
     name: 'members of a new or grown conversation',
@@ -181,6 +181,32 @@ async function tour(): Promise<void> {
   await alice.ok('mutation($c: ID!) { setTyping(conversationId: $c, typing: false) }', { c: group });
   await until(carolTyping, (s) => s.results.length >= 2, 'typing on and off');
   await until(davePresence, (s) => s.results.length >= 1, 'members present');
+
+  // The event log: a subscriber from a cursor, edits, deletes, reactions, replies, threads, renames.
+  const carolEvents = carol.subscribe(
+    `subscription($cursors: [EventCursor!]) { events(cursors: $cursors, announce: true) { __typename
+      ... on MessageEvent { eventSeq action message { seq body reactions { reaction count } } threadRoot { seq threadReplyCount } }
+      ... on ReadReceipt { eventSeq lastReadSeq } ... on ConversationRenamed { title } } }`,
+    { cursors: [{ conversationId: group, afterEventSeq: 0 }] },
+  );
+  const MESSAGE = 'seq eventSeq body editedAt deletedAt deleted replyToSeq threadRootSeq threadReplyCount threadLastReplySeq reactions { reaction count reactedByViewer }';
+  await bob.ok(`mutation($c: ID!) { editMessage(conversationId: $c, seq: 1, body: "group 1, edited") { ${MESSAGE} } }`, { c: group });
+  await carol.ok(`mutation($c: ID!) { addReaction(conversationId: $c, seq: 1, reaction: "👍") { ${MESSAGE} } }`, { c: group });
+  await carol.ok(`mutation($c: ID!) { removeReaction(conversationId: $c, seq: 1, reaction: "👍") { seq } }`, { c: group });
+  await carol.ok(`mutation($c: ID!) { addReaction(conversationId: $c, seq: 2, reaction: "party") { seq } }`, { c: group });
+  await carol.ok('mutation($c: ID!, $m: String!) { sendMessage(conversationId: $c, body: "re", clientMessageId: $m, replyToSeq: 1) { seq replyTo { seq body } } }', { c: group, m: 'tour-r1' });
+  await carol.ok('mutation($c: ID!, $m: String!) { sendMessage(conversationId: $c, body: "in thread", clientMessageId: $m, threadRootSeq: 2) { seq } }', { c: group, m: 'tour-t1' });
+  await bob.ok(`mutation($c: ID!) { deleteMessage(conversationId: $c, seq: 3) { ${MESSAGE} } }`, { c: group });
+  await alice.ok('mutation($c: ID!) { renameConversation(conversationId: $c, title: "tour, renamed") { id title } }', { c: group });
+  await until(carolEvents, (s) => s.data.some((d) => d.events.__typename === 'ConversationRenamed'), 'the rename, live');
+  await carol.ok(
+    `query($c: ID!) { eventsSince(conversationId: $c, afterEventSeq: 0, first: 2) { events { __typename
+      ... on MessageEvent { eventSeq action catchUp message { ${MESSAGE} replyTo { seq deleted } threadLastReply { seq body } } }
+      ... on MemberEvent { eventSeq action user { id } role newOwner { id } } ... on ReadReceipt { user { id } lastReadSeq }
+      ... on ConversationRenamed { title } } nextAfterEventSeq hasMore lastEventSeq } }`,
+    { c: group },
+  );
+  await carol.ok('query($c: ID!) { messages(conversationId: $c, threadRootSeq: 2, last: 10) { messages { seq body } hasMore } }', { c: group });
 
   await bob.ok('mutation($c: ID!) { markRead(conversationId: $c, seq: 2) { lastReadSeq unreadCount } }', { c: dm });
   await bob.ok('mutation($c: ID!) { markRead(conversationId: $c, seq: 1) { lastReadSeq } }', { c: dm }); // never backwards

@@ -84,6 +84,19 @@ describe.skipIf(!redisUrl || !nginx)('a cluster of instances behind nginx', () =
     expect(subs[0]!.data.map((d) => d.messageAdded.body)).toEqual(['dm 1', 'dm 2', 'dm 3', 'dm 4', 'dm 5']);
   });
 
+  it('streams Server-Sent Events through the load balancer as they come (unbuffered), and answers queries there too', async () => {
+    const alice = await user('alice', lb);
+    const bob = await user('bob', lb);
+    const direct = await dm(alice, bob);
+    const sub = bob.subscribeSse(MESSAGE_ADDED, { c: direct, a: 0 });
+    for (let i = 1; i <= 3; i++) {
+      await alice.ok(SEND, { c: direct, b: `sse ${i}`, m: `sse${i}` });
+      // Each one arrives before the next is sent: nginx passes events through, it does not hold them.
+      await sub.count(i);
+    }
+    expect(sub.data.map((d) => d.messageAdded.body)).toEqual(['sse 1', 'sse 2', 'sse 3']);
+  });
+
   it('applies membership changes to live subscriptions on other instances', async () => {
     const owner = await user('owner', at[0]!);
     const erin = await user('erin', at[1]!);

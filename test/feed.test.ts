@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MessageRecord } from '../src/chat/records.js';
 import { ConversationFeed, type FeedMember, type FeedSink } from '../src/realtime/feed.js';
+import { feedStores } from '../src/realtime/index.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { TestServer, uid } from './support/server.js';
 
@@ -30,9 +31,10 @@ afterAll(async () => {
 
 function feed() {
   const errors: unknown[] = [];
-  const f = new ConversationFeed({
+  const f = new ConversationFeed<MessageRecord>({
     conversationId,
-    store: { range: server.app.services.messages.range },
+    keyOf: (message) => message.seq,
+    store: feedStores(server.app.services).messages,
     recentCapacity: 0,
     onError: (error) => errors.push(error),
   });
@@ -42,13 +44,13 @@ function feed() {
 /** A subscriber: records seqs it is handed; `slow` makes its rendering asynchronous. */
 function subscriber(shareKey: string, cursor: number, slow?: () => Promise<void>) {
   const seqs: number[] = [];
-  const sink: FeedSink = {
+  const sink: FeedSink<MessageRecord> = {
     shareKey,
     render: (message) => (slow ? slow().then(() => `{"seq":${message.seq}}`) : `{"seq":${message.seq}}`),
     deliver: (message) => seqs.push(message.seq),
     closed: false,
   };
-  const member: FeedMember = { cursor, sink };
+  const member: FeedMember<MessageRecord> = { cursor, sink };
   return { member, seqs };
 }
 

@@ -61,7 +61,7 @@ export interface ChatApi {
  * each report their own outcome), but one that failed comes with its error,
  * which the transport has already thrown: null here is a server bug.
  */
-function present<T>(value: T | null, field: string): T {
+export function present<T>(value: T | null, field: string): T {
   if (value === null) throw new ChatError(ErrorCode.INTERNAL_SERVER_ERROR, `The server answered ${field} without a result`);
   return value;
 }

@@ -66,6 +66,9 @@ function closeReasonOf(event: unknown): string {
  * 4500, …) and on errors its `shouldRetry` rejects. A chat session must not
  * die silently, so on those the client is replaced after a backoff.
  */
+/** How long an opening WebSocket may take to open, and then to be acknowledged. */
+const OPEN_TIMEOUT_MS = 15_000;
+
 export function createConnection(options: ConnectionOptions): Connection {
   const wake = createWakeSignal();
   const lifetime = new AbortController();
@@ -76,6 +79,7 @@ export function createConnection(options: ConnectionOptions): Connection {
   let fatalFailures = 0;
   let waiting = false;
   let pongTimer: ReturnType<typeof setTimeout> | undefined;
+  let openTimer: ReturnType<typeof setTimeout> | undefined;
   const closedWaiters = new Set<() => void>();
 
   function build(): Client {
@@ -96,7 +100,7 @@ export function createConnection(options: ConnectionOptions): Connection {
         await sleep(Math.max(backoffDelay(retries, options.retry), hint), { wake }).catch(() => {});
         waiting = false;
       },
-      connectionAckWaitTimeout: 15_000,
+      connectionAckWaitTimeout: OPEN_TIMEOUT_MS,
       keepAlive: options.keepAliveMs,
       connectionParams: async () => {
         if (lifetime.signal.aborted) throw new ChatError(ErrorCode.CLOSED, 'The session was closed');
@@ -112,11 +116,20 @@ export function createConnection(options: ConnectionOptions): Connection {
         return { authorization: `Bearer ${token}` };
       },
       on: {
+        // An upgrade a frozen server (or a proxy in front of it) never answers
+        // would hang forever: graphql-ws times out the acknowledgement, not the
+        // opening. Give up on it after the ack timeout too, and retry.
+        connecting: () => {
+          clearTimeout(openTimer);
+          openTimer = setTimeout(() => next.terminate(), OPEN_TIMEOUT_MS);
+        },
+        opened: () => clearTimeout(openTimer),
         connected: () => {
           fatalFailures = 0;
           options.onConnected();
         },
         closed: (event) => {
+          clearTimeout(openTimer);
           clearTimeout(pongTimer);
           lastClose = closeCodeOf(event);
           retryHintMs = Number(/retry after (\d+) ms/.exec(closeReasonOf(event))?.[1] ?? 0);
@@ -168,6 +181,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       if (lifetime.signal.aborted) return;
       lifetime.abort(new ChatError(ErrorCode.CLOSED, 'The session was closed'));
       clearTimeout(pongTimer);
+      clearTimeout(openTimer);
       const closed = new Promise<void>((resolve) => closedWaiters.add(resolve));
       wake.fire();
       // Wait for the closing handshake, but not for a peer that never answers.

@@ -4,7 +4,7 @@
  */
 export { createChatClient, type ChatClient, type ChatClientOptions, type MessageFilter } from './session.js';
 export { createChatApi, type ChatApi } from './api.js';
-export { createHttpTransport, type HttpTransport, type HttpTransportOptions } from './http.js';
+export { createHttpTransport, DEFAULT_REQUEST_TIMEOUT_MS, type HttpTransport, type HttpTransportOptions, type RequestOptions } from './http.js';
 export { createTokenSource, type GetToken, type TokenRequest, type TokenSource } from './tokens.js';
 export { ChatError, ErrorCode, isChatError, SERVER_ERROR_CODES } from './errors.js';
 export { CloseReason } from './connection.js';

@@ -17,8 +17,12 @@ export interface SendOptions {
 }
 
 export interface OutboxOptions {
-  /** One attempt; rejects with a ChatError. */
-  sendMessage(conversationId: string, body: string, clientMessageId: string): Promise<Message>;
+  /**
+   * One attempt; rejects with a ChatError. `freshConnection`: the previous
+   * attempt timed out or failed on the network, so this one should not reuse
+   * a pooled connection (it may be pinned to an instance that stopped answering).
+   */
+  sendMessage(conversationId: string, body: string, clientMessageId: string, attempt: { freshConnection: boolean }): Promise<Message>;
   /** A send was acknowledged: the stored message. */
   onSent(message: Message): void;
   onError(error: ChatError): void;
@@ -46,8 +50,9 @@ function newClientMessageId(): string {
 
 /**
  * Unacknowledged sends, retried with the same clientMessageId until the
- * server answers: after a network failure (the answer may have been lost
- * after the message was stored: the retry then returns the stored one), a
+ * server answers: after a network failure or a request timeout (the answer
+ * may have been lost after the message was stored: the retry then returns
+ * the stored one; it goes out on a new connection), a
  * RATE_LIMITED (after its retryAfterMs), an unexpected server error, or a
  * refused token (the HTTP layer refreshes it). Errors that retrying cannot
  * fix (FORBIDDEN, NOT_FOUND, BAD_USER_INPUT) reject the send.
@@ -86,16 +91,21 @@ export function createOutbox(options: OutboxOptions): Outbox {
 
   async function attempt(entry: Entry): Promise<Message> {
     let failures = 0;
+    let networkFailed = false;
     for (;;) {
       if (signal.aborted) throw abortReason(signal);
       if (entry.signal?.aborted) throw abortReason(entry.signal);
       entry.attempts++;
       try {
-        const message = await options.sendMessage(entry.conversationId, entry.body, entry.clientMessageId);
+        const message = await options.sendMessage(entry.conversationId, entry.body, entry.clientMessageId, { freshConnection: networkFailed });
         options.onSent(message);
         return message;
       } catch (raw) {
         const error = toChatError(raw);
+        // A timeout or a broken connection: retry on a new connection, which
+        // a load balancer may send to another instance. (After a server's
+        // answer, such as RATE_LIMITED, the connection is fine.)
+        networkFailed = isChatError(error, ErrorCode.NETWORK_ERROR);
         if (signal.aborted) throw abortReason(signal);
         // UNAUTHENTICATED survives the HTTP layer's one refresh only when the
         // token source is briefly behind; keep the message and try later.

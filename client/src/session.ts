@@ -1,9 +1,10 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import type { AnyVariables } from '@urql/core';
-import { createChatApi, type ChatApi } from './api.js';
+import { createChatApi, present, type ChatApi } from './api.js';
 import { createConnection } from './connection.js';
 import { createEmitter, createPushIterator } from './emitter.js';
 import { ChatError, ErrorCode, toChatError } from './errors.js';
+import { SendMessageDocument } from './generated/graphql.js';
 import { createHttpTransport } from './http.js';
 import { subscribeInbox } from './inbox.js';
 import { createLiveFeeds, createReadMarker, createTypingNotifier, watchPresence, watchTyping, type LiveContext } from './live.js';
@@ -49,6 +50,13 @@ export interface ChatClientOptions {
   catchUpPageSize?: number;
   /** WebSocket ping period; a socket silent for longer is replaced. Default 10 s. */
   keepAliveMs?: number;
+  /**
+   * HTTP requests (queries, mutations, sends) without a complete answer after
+   * this many milliseconds fail with NETWORK_ERROR; sends and catch-ups then
+   * retry (a send with the same clientMessageId, on a new connection). 0: no
+   * timeout. Default 10 000.
+   */
+  requestTimeoutMs?: number;
   /**
    * Send the SDK's operations as trusted document ids (sha256 of their text)
    * instead of their text: smaller requests, and required by a server that
@@ -181,7 +189,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   if (options.onCursorsChange) emitter.on('cursors', options.onCursorsChange);
 
   const tokens = createTokenSource(options);
-  const http = createHttpTransport({ url: options.url, tokens, fetch: options.fetch, signal, trustedDocuments: options.trustedDocuments });
+  const http = createHttpTransport({ url: options.url, tokens, fetch: options.fetch, signal, requestTimeoutMs: options.requestTimeoutMs, trustedDocuments: options.trustedDocuments });
   const api = createChatApi(http);
 
   let cursorsQueued = false;
@@ -205,7 +213,8 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   for (const [conversationId, seq] of restored) sequencer.follow(conversationId, seq);
 
   const outbox = createOutbox({
-    sendMessage: api.sendMessage,
+    sendMessage: async (conversationId, body, clientMessageId, attempt) =>
+      present((await http.execute(SendMessageDocument, { conversationId, body, clientMessageId }, { freshConnection: attempt.freshConnection })).sendMessage, 'sendMessage'),
     // Our own message is usually the next one: deliver it now rather than
     // after its round trip through the subscription.
     onSent: (message) => sequencer.accept(message, 'sent'),

@@ -82,7 +82,8 @@ describe('typing', () => {
     const mine: User[][] = [];
     alice.chat.onTyping(dm.id, (typing) => mine.push(typing));
     await Promise.all([alice.chat.ready(), bob.chat.ready()]);
-    await server.listening(bobId);
+    // Typing is ephemeral (never repaired): notify only once both typing subscriptions are live.
+    await waitFor(() => server.app.realtime.hub.typingWatchers(dm.id) >= 2, 'typing subscriptions');
 
     alice.chat.notifyTyping(dm.id);
     await waitFor(() => lists.at(-1)?.length === 1, 'alice typing', 15_000, () => lists);

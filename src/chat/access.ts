@@ -7,6 +7,7 @@ type ConversationRow = {
   kind: string;
   title: string | null;
   lastSeq: number;
+  lastEventSeq: number;
   memberCount: number;
   createdAt: Date;
   lastMessageAt: Date | null;
@@ -19,6 +20,7 @@ export function toConversation(row: ConversationRow): ConversationRecord {
     kind: row.kind as ConversationRecord['kind'],
     title: row.title,
     lastSeq: row.lastSeq,
+    lastEventSeq: row.lastEventSeq,
     memberCount: row.memberCount,
     createdAt: row.createdAt,
     lastMessageAt: row.lastMessageAt,

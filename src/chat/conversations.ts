@@ -1,6 +1,6 @@
 import type { Viewer } from '../auth.js';
 import type { Database } from '../db/client.js';
-import { badInput } from '../errors.js';
+import { badInput, forbidden, notFound } from '../errors.js';
 import { bumpInboxVersions, requireMember, toView } from './access.js';
 import type { ChatEvents } from './events.js';
 import { directConversationId, newId } from './ids.js';
@@ -121,7 +121,7 @@ export function createConversationService(db: Database, users: UserService, even
         await bumpInboxVersions(tx, pair);
         return true;
       });
-      if (created) events.membersJoined(id, [viewer.id, otherId], 0, 2);
+      if (created) events.membersJoined(id, [viewer.id, otherId], 0, 0, 2);
       return requireMember(db, id, viewer.id);
     },
 
@@ -142,8 +142,30 @@ export function createConversationService(db: Database, users: UserService, even
         await bumpInboxVersions(tx, everyone);
         return conversation;
       });
-      events.membersJoined(id, everyone, 0, everyone.length);
+      events.membersJoined(id, everyone, 0, 0, everyone.length);
       return toView(row, { role: 'OWNER', lastReadSeq: 0 });
+    },
+
+    /** A member renames a group: one event of its log (chat_rename). */
+    async rename(viewer: Viewer, id: string, title: string): Promise<ConversationView> {
+      const conversationId = conversationIdArgument(id);
+      const name = groupTitle(title);
+      const [row] = await db.$queryRaw<{ outcome: string; event_seq: number | null; members: number | null; member_ids: string[] | null }[]>`
+        SELECT outcome, event_seq, members, member_ids FROM chat_rename(${conversationId}::uuid, ${viewer.id}, ${name}, ${events.memberListMax}::integer)`;
+      switch (row!.outcome) {
+        case 'no_conversation':
+          throw notFound(`Conversation ${conversationId} not found`);
+        case 'not_member':
+          throw forbidden('You are not a member of this conversation');
+        case 'not_group':
+          throw badInput('Only a group has a title', 'conversationId');
+        case 'ok':
+          events.changed(
+            { kind: 'renamed', conversationId, eventSeq: row!.event_seq!, title: name, catchUp: false },
+            { memberCount: row!.members!, memberIds: row!.member_ids },
+          );
+      }
+      return requireMember(db, conversationId, viewer.id);
     },
   };
 }

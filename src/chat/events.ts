@@ -1,4 +1,4 @@
-import type { DepartureReason, MessageRecord, UserRecord } from './records.js';
+import type { ConversationEventRecord, DepartureReason, MessageRecord, UserRecord } from './records.js';
 
 /** Who is in a conversation, as the writing transaction saw it. */
 export interface Audience {
@@ -21,9 +21,16 @@ export interface ChatEvents {
    * transaction only up to this size.
    */
   readonly memberListMax: number;
-  messageSent(message: MessageRecord, audience: Audience): void;
-  /** Users joined; `lastSeq` is the conversation's seq at the join (they receive what follows). */
-  membersJoined(conversationId: string, userIds: string[], lastSeq: number, memberCount: number): void;
+  /** A message was sent (event SENT); `threadRoot` is its thread's root in its new state. */
+  messageSent(message: MessageRecord, threadRoot: MessageRecord | null, audience: Audience): void;
+  /** Any other event of a conversation's log (edits, deletes, reactions, receipts, renames, members). */
+  changed(event: ConversationEventRecord, audience: Audience): void;
+  /**
+   * Users joined: told on their own channels (their inbox learns of the
+   * conversation). `lastSeq` / `lastEventSeq`: where the conversation stood at
+   * the join (they receive what follows).
+   */
+  membersJoined(conversationId: string, userIds: string[], lastSeq: number, lastEventSeq: number, memberCount: number): void;
   membersLeft(conversationId: string, userIds: string[], reason: DepartureReason, memberCount: number): void;
   /** Ephemeral (never stored): `user` is typing until `expiresAt`, or stopped. */
   typing(conversationId: string, user: UserRecord, typing: boolean, expiresAt: Date, audience: Audience): void;

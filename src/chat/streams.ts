@@ -8,6 +8,7 @@ export interface StreamStart {
   conversationId: string;
   memberCount: number;
   lastSeq: number;
+  lastEventSeq: number;
 }
 
 /** What subscriptions read from the database: authorization, starting points, membership. */
@@ -21,7 +22,7 @@ export function createStreamService(db: Database) {
       if (afterSeq != null && afterSeq > view.lastSeq) {
         throw badInput(`afterSeq ${afterSeq} is beyond the last message (${view.lastSeq})`, 'afterSeq');
       }
-      return { conversationId, memberCount: view.memberCount, lastSeq: view.lastSeq, cursor: afterSeq ?? view.lastSeq };
+      return { conversationId, memberCount: view.memberCount, lastSeq: view.lastSeq, lastEventSeq: view.lastEventSeq, cursor: afterSeq ?? view.lastSeq };
     },
 
     /** Every conversation the user is in, with where each stands now. */
@@ -30,19 +31,19 @@ export function createStreamService(db: Database) {
       if (links.length === 0) return [];
       const rows = await db.conversation.findMany({
         where: { id: { in: links.map((link) => link.conversationId) } },
-        select: { id: true, memberCount: true, lastSeq: true },
+        select: { id: true, memberCount: true, lastSeq: true, lastEventSeq: true },
       });
-      return rows.map((row) => ({ conversationId: row.id, memberCount: row.memberCount, lastSeq: row.lastSeq }));
+      return rows.map((row) => ({ conversationId: row.id, memberCount: row.memberCount, lastSeq: row.lastSeq, lastEventSeq: row.lastEventSeq }));
     },
 
     /** Where each conversation stands now: the position check's read (one statement per batch). */
-    async positions(conversationIds: readonly string[]): Promise<Map<string, { lastSeq: number; memberCount: number }>> {
+    async positions(conversationIds: readonly string[]): Promise<Map<string, { lastSeq: number; lastEventSeq: number; memberCount: number }>> {
       if (conversationIds.length === 0) return new Map();
       const rows = await db.conversation.findMany({
         where: { id: { in: [...conversationIds] } },
-        select: { id: true, lastSeq: true, memberCount: true },
+        select: { id: true, lastSeq: true, lastEventSeq: true, memberCount: true },
       });
-      return new Map(rows.map((row) => [row.id, { lastSeq: row.lastSeq, memberCount: row.memberCount }]));
+      return new Map(rows.map((row) => [row.id, { lastSeq: row.lastSeq, lastEventSeq: row.lastEventSeq, memberCount: row.memberCount }]));
     },
 
     /** Each user's inbox version (bumped by every membership change of theirs); missing users are omitted. */

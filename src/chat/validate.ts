@@ -61,3 +61,18 @@ export function userIdList(ids: readonly string[], field: string, max: number): 
   for (const id of unique) userIdArgument(id);
   return unique;
 }
+
+/** Most distinct reactions one message may carry. */
+export const MAX_DISTINCT_REACTIONS = 20;
+const REACTION_NAME = /^[a-z0-9_+-]{1,32}$/;
+const EMOJI = /\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3/u;
+const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' });
+
+/** A reaction is one emoji (one grapheme: 👍, 🇫🇷, 👩🏽‍💻) or a short name (`+1`, `party_parrot`). */
+export function reactionArgument(value: string): string {
+  if (REACTION_NAME.test(value)) return value;
+  let count = 0;
+  for (const _ of graphemes.segment(value)) if (++count > 1) break;
+  if (count === 1 && value.length <= 32 && EMOJI.test(value)) return value;
+  throw badInput('reaction must be one emoji or a short name (a-z, 0-9, _, +, -; up to 32 characters)', 'reaction');
+}

@@ -1,8 +1,8 @@
 /**
  * How the schema is distributed over a Citus cluster (docs/architecture.md, "Storage"), written
- * down once. The migration `20261201000000_citus_distribution` applies exactly
- * this (SQL cannot import it, so `test/citus-catalog.test.ts` checks that the
- * two agree), and the tests check Citus's rules against it: unique indexes and
+ * down once. The newest distribution migration
+ * (`20261203000200_event_log_distribution`) applies exactly this (SQL cannot
+ * import it, so `test/citus-catalog.test.ts` checks that the two agree), and the tests check Citus's rules against it: unique indexes and
  * foreign keys in the catalog, and the shape of every statement the server
  * sends.
  *
@@ -28,6 +28,8 @@ export const DISTRIBUTION: readonly TableDistribution[] = [
   { table: 'conversations', column: 'id', colocateWith: 'conversations' },
   { table: 'conversation_members', column: 'conversation_id', colocateWith: 'conversations' },
   { table: 'messages', column: 'conversation_id', colocateWith: 'conversations' },
+  { table: 'message_reactions', column: 'conversation_id', colocateWith: 'conversations' },
+  { table: 'conversation_departures', column: 'conversation_id', colocateWith: 'conversations' },
   { table: 'users', column: 'id', colocateWith: 'users' },
   { table: 'user_conversations', column: 'user_id', colocateWith: 'users' },
 ];

@@ -73,9 +73,13 @@ export function createPublisher(options: PublisherOptions): ChatEvents {
   return {
     memberListMax: policy.directMax,
 
-    messageSent(message: MessageRecord, audience) {
+    messageSent(message: MessageRecord, threadRoot, audience) {
       observer.messageSent();
-      publish('publish message', policy.channelsFor(message.conversationId, audience), { type: 'message', message, at: Date.now() });
+      publish('publish message', policy.channelsFor(message.conversationId, audience), { type: 'message', message, threadRoot, at: Date.now() });
+    },
+
+    changed(event, audience) {
+      publish('publish event', policy.channelsFor(event.conversationId, audience), { type: 'event', event });
     },
 
     typing(conversationId, user, typing, expiresAt, audience) {
@@ -89,9 +93,9 @@ export function createPublisher(options: PublisherOptions): ChatEvents {
       });
     },
 
-    membersJoined(conversationId, userIds, lastSeq, memberCount) {
+    membersJoined(conversationId, userIds, lastSeq, lastEventSeq, memberCount) {
       for (const userId of userIds) {
-        publish('publish joined', channels.user(userId), { type: 'joined', conversationId, userId, lastSeq, memberCount });
+        publish('publish joined', channels.user(userId), { type: 'joined', conversationId, userId, lastSeq, lastEventSeq, memberCount });
       }
       const before = memberCount - userIds.length;
       if (!policy.isLarge(before) && policy.isLarge(memberCount)) {

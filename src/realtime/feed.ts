@@ -1,102 +1,117 @@
-import type { MessageRecord } from '../chat/records.js';
-
-/** What a feed needs from storage: the database is the source of truth for seqs. */
-export interface FeedStore {
-  /** Messages with afterSeq < seq < beforeSeq, ascending, at most `limit`. */
-  range(conversationId: string, afterSeq: number, limit: number, beforeSeq?: number): Promise<MessageRecord[]>;
+/**
+ * What a feed reads from storage: the database is the source of truth.
+ * `range` returns the items with keys in (after, before), ascending, about
+ * `limit` of them, and `through`: every item with a key in (after, through]
+ * is among them. Keys may have holes (a compacted read skips superseded
+ * events); `through` is what lets the feed move past them.
+ */
+export interface FeedStore<T> {
+  range(conversationId: string, after: number, limit: number, before: number): Promise<{ items: T[]; through: number }>;
 }
 
 /**
- * Where a feed sends messages: one subscription's connection. Subscribers
- * with the same `shareKey` receive byte-identical payloads, so the feed
- * renders (executes and serializes) each message once per key, not once per
- * subscriber.
+ * Where a feed sends items: one subscription. Subscribers with the same
+ * `shareKey` receive byte-identical payloads, so the feed renders (executes
+ * and serializes) each item once per key, not once per subscriber.
  */
-export interface FeedSink {
-  /** null: this sink renders for itself (it receives the bare message). */
+export interface FeedSink<T> {
+  /** null: this sink renders for itself (it receives the bare item). */
   readonly shareKey: string | null;
-  /** Executes and serializes the subscription's selection for a message. Same result for every sink of a key. */
-  render(message: MessageRecord): string | Promise<string>;
-  /** Hands over a message in seq order; `payload` is the rendered JSON when shareKey is set. */
-  deliver(message: MessageRecord, payload: string | undefined): void;
+  /** Executes and serializes the subscription's selection for an item. Same result for every sink of a key. */
+  render(item: T): string | Promise<string>;
+  /** Hands over an item in key order; `payload` is the rendered JSON when shareKey is set. */
+  deliver(item: T, payload: string | undefined): void;
   readonly closed: boolean;
 }
 
-/** One subscription's place in a feed: the last seq it has been given. */
-export interface FeedMember {
+/** One subscription's place in a feed: the last key it has been given. */
+export interface FeedMember<T> {
   cursor: number;
-  readonly sink: FeedSink;
+  readonly sink: FeedSink<T>;
   /** Set by `leave`: stops a catch-up in progress from joining the live set. */
   detached?: boolean;
 }
 
-interface Group {
-  render: (message: MessageRecord) => string | Promise<string>;
-  members: Set<FeedMember>;
-  /** Recently rendered payloads by seq, so catch-ups and live delivery share the work. */
+interface Group<T> {
+  render: (item: T) => string | Promise<string>;
+  members: Set<FeedMember<T>>;
+  /** Recently rendered payloads by key, so catch-ups and live delivery share the work. */
   rendered: Map<number, string | Promise<string>>;
+}
+
+/** In the emission queue: everything up to `through` has been placed (a fill's holes). */
+class Advance {
+  constructor(readonly through: number) {}
 }
 
 const RENDER_CACHE = 32;
 const RENDER_FAILED = JSON.stringify({ errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
 const PAGE = 200;
+/** Live members handed an item before the feed lets other work run (a fan-out to 10,000 sockets yields). */
+const SLICE = 1000;
 
-export interface FeedOptions {
+export interface FeedOptions<T> {
   conversationId: string;
-  store: FeedStore;
-  /** Keep this many recent messages for subscribers that resume just behind (large conversations). */
+  /** The item's place in the conversation's sequence (message seq, or event number). */
+  keyOf: (item: T) => number;
+  store: FeedStore<T>;
+  /** Keep this many recent items for subscribers that resume just behind (large conversations). */
   recentCapacity: number;
   onError: (error: unknown, what: string) => void;
-  /** Called once per message this feed emits (for the delivery latency metric). */
-  onEmit?: (message: MessageRecord) => void;
-  /** Called with the number of messages a fill read from the database (what the broker did not bring). */
+  /** Called once per item this feed emits (for the delivery latency metric). */
+  onEmit?: (item: T) => void;
+  /** Called with the number of items a fill read from the database (what the broker did not bring). */
   onRepair?: (count: number) => void;
 }
 
 /**
  * The ordered, gapless stream of one conversation within this process
- * (docs/architecture.md, "Feed"). Events arrive from the bus at most once and possibly out of
- * order (two senders publish in either order); the feed emits every seq
- * exactly once and in order, filling any gap from the database before it
- * goes on. It then hands each message to its live members, rendering once
- * per share key.
+ * (docs/architecture.md, "Feed"): its messages by seq, or its events by event
+ * number. Items arrive from the broker at most once and possibly out of order
+ * (two senders publish in either order); the feed emits them in key order,
+ * each once, filling any gap from the database before it goes on. It then
+ * hands each item to its live members, rendering once per share key.
  *
  * Sequencing happens here once per process, not per subscriber: a gap costs
  * one database read, however many sockets are waiting behind it.
  */
-export class ConversationFeed {
+export class ConversationFeed<T> {
   readonly conversationId: string;
-  /** Highest seq placed in order (emitted or queued for emission). */
+  /** Highest key placed in order (emitted or queued for emission). */
   private orderedSeq = -1;
-  /** Highest seq handed to live members. Members at or past it join live. */
+  /** Highest key handed to live members. Members at or past it join live. */
   emittedSeq = -1;
-  /** Subscriptions holding this feed (counted by the router, which drops the feed at zero). */
+  /** Subscriptions holding this feed (counted by the hub, which drops the feed at zero). */
   refs = 0;
-  /** Conversation member count as last heard; decides the bus channel (router). */
+  /** Conversation member count as last heard; decides the broker channel (hub). */
   memberCount = 0;
 
-  private readonly store: FeedStore;
-  private readonly onError: FeedOptions['onError'];
+  private readonly keyOf: (item: T) => number;
+  private readonly store: FeedStore<T>;
+  private readonly onError: FeedOptions<T>['onError'];
   private readonly recentCapacity: number;
-  private readonly onEmit: ((message: MessageRecord) => void) | undefined;
+  private readonly onEmit: ((item: T) => void) | undefined;
   private readonly onRepair: ((count: number) => void) | undefined;
   private initialized = false;
   private whenInitialized: Promise<void>;
   private markInitialized!: () => void;
   private markFailed!: (error: unknown) => void;
-  private early: MessageRecord[] = [];
+  private early: T[] = [];
   private catchUpAfterInit = 0;
-  private pending = new Map<number, MessageRecord>();
+  private pending = new Map<number, T>();
   private fillTarget = 0;
   private filling = false;
-  private queue: MessageRecord[] = [];
+  private queue: (T | Advance)[] = [];
   private emitting = false;
-  private recent: MessageRecord[] = [];
-  private groups = new Map<string, Group>();
-  private solo = new Set<FeedMember>();
+  /** Recent emitted items: every item with a key in (recentFloor, emittedSeq]. */
+  private recent: T[] = [];
+  private recentFloor = -1;
+  private groups = new Map<string, Group<T>>();
+  private solo = new Set<FeedMember<T>>();
 
-  constructor(options: FeedOptions) {
+  constructor(options: FeedOptions<T>) {
     this.conversationId = options.conversationId;
+    this.keyOf = options.keyOf;
     this.store = options.store;
     this.onError = options.onError;
     this.recentCapacity = options.recentCapacity;
@@ -110,18 +125,18 @@ export class ConversationFeed {
   }
 
   /**
-   * Sets the starting point: the conversation's last seq read from the
-   * database after the feed began receiving events. Events that arrived
-   * before are replayed through the normal path (older ones are dropped).
+   * Sets the starting point: the conversation's position read from the
+   * database after the feed began receiving items. Items that arrived before
+   * are replayed through the normal path (older ones are dropped).
    */
-  initialize(lastSeq: number): void {
+  initialize(position: number): void {
     if (this.initialized) return;
     this.initialized = true;
-    this.orderedSeq = this.emittedSeq = lastSeq;
+    this.orderedSeq = this.emittedSeq = this.recentFloor = position;
     this.markInitialized();
     const early = this.early;
     this.early = [];
-    for (const message of early) this.push(message);
+    for (const item of early) this.push(item);
     if (this.catchUpAfterInit > this.orderedSeq) this.requestFill(this.catchUpAfterInit + 1);
   }
 
@@ -132,34 +147,36 @@ export class ConversationFeed {
     this.markFailed(error);
   }
 
-  /** A message from the bus (or a gap fill). Duplicates and stale seqs are dropped here. */
-  push(message: MessageRecord): void {
+  /** An item from the broker. Duplicates and stale keys are dropped here. */
+  push(item: T): void {
     if (!this.initialized) {
-      this.early.push(message);
+      this.early.push(item);
       return;
     }
-    if (message.seq <= this.orderedSeq) return;
-    if (message.seq === this.orderedSeq + 1 && !this.filling) {
-      this.enqueue(message);
+    const key = this.keyOf(item);
+    if (key <= this.orderedSeq) return;
+    if (key === this.orderedSeq + 1 && !this.filling) {
+      this.enqueue(item);
       this.drainPending();
       return;
     }
-    this.pending.set(message.seq, message);
-    this.requestFill(message.seq);
+    this.pending.set(key, item);
+    this.requestFill(key);
   }
 
   /**
-   * The database says the conversation has reached `lastSeq`: fetch whatever
-   * the bus did not bring (after a reconnect, or a channel switch).
+   * The database says the conversation has reached `position`: fetch whatever
+   * the broker did not bring (after a reconnect, a channel switch, or in the
+   * position check).
    */
-  catchUpTo(lastSeq: number): void {
+  catchUpTo(position: number): void {
     if (!this.initialized) {
-      // Not started yet: remember it, initialize() may read an older seq.
-      this.catchUpAfterInit = Math.max(this.catchUpAfterInit, lastSeq);
+      // Not started yet: remember it, initialize() may read an older position.
+      this.catchUpAfterInit = Math.max(this.catchUpAfterInit, position);
       return;
     }
-    if (lastSeq <= this.orderedSeq) return;
-    this.requestFill(lastSeq + 1);
+    if (position <= this.orderedSeq) return;
+    this.requestFill(position + 1);
   }
 
   private requestFill(target: number): void {
@@ -167,37 +184,27 @@ export class ConversationFeed {
     if (!this.filling) void this.fill();
   }
 
-  /** Reads the missing seqs in (orderedSeq, fillTarget) from the database, in pages. */
+  /** Reads what is missing below fillTarget from the database, in pages. */
   private async fill(): Promise<void> {
     this.filling = true;
-    let attempts = 0;
     try {
       while (this.orderedSeq + 1 < this.fillTarget) {
-        const rows = await this.store.range(this.conversationId, this.orderedSeq, PAGE, this.fillTarget);
-        let progressed = 0;
-        for (const row of rows) {
-          if (row.seq === this.orderedSeq + 1) {
-            this.enqueue(row);
-            progressed++;
+        const { items, through } = await this.store.range(this.conversationId, this.orderedSeq, PAGE, this.fillTarget);
+        let read = 0;
+        for (const item of items) {
+          if (this.keyOf(item) > this.orderedSeq) {
+            this.enqueue(item);
+            read++;
           }
         }
+        if (through > this.orderedSeq) this.advance(through);
+        if (read > 0) this.onRepair?.(read);
         this.drainContiguous();
-        if (progressed > 0) {
-          this.onRepair?.(progressed);
-          attempts = 0;
-          continue;
+        if (read === 0 && through <= this.orderedSeq && this.orderedSeq + 1 < this.fillTarget) {
+          // The database does not have what the broker announced yet (a lagging
+          // replica): try again shortly rather than spin.
+          throw new Error(`events ${this.orderedSeq + 1}..${this.fillTarget - 1} not readable yet`);
         }
-        // Seqs commit in order, so a published seq's predecessors are already
-        // readable; this only happens when reading from a lagging replica. Retry
-        // briefly, then skip ahead rather than stall the conversation forever.
-        if (++attempts > 5) {
-          const next = Math.min(...this.pending.keys(), this.fillTarget);
-          this.onError(new Error(`seqs ${this.orderedSeq + 1}..${next - 1} missing from the database`), 'fill gap');
-          this.orderedSeq = next - 1;
-          this.drainContiguous();
-          break;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20 * attempts));
       }
     } catch (error) {
       this.onError(error, 'fill gap');
@@ -221,55 +228,44 @@ export class ConversationFeed {
     if (this.pending.size > 0) this.requestFill(Math.min(...this.pending.keys()));
   }
 
-  /** Moves buffered messages that now follow in order into the emission queue. */
+  /** Moves buffered items that now follow in order into the emission queue; drops what a fill covered. */
   private drainContiguous(): void {
     for (;;) {
       const next = this.pending.get(this.orderedSeq + 1);
       if (!next) break;
-      this.pending.delete(next.seq);
+      this.pending.delete(this.orderedSeq + 1);
       this.enqueue(next);
     }
-    for (const seq of this.pending.keys()) if (seq <= this.orderedSeq) this.pending.delete(seq);
+    for (const key of this.pending.keys()) if (key <= this.orderedSeq) this.pending.delete(key);
   }
 
-  private enqueue(message: MessageRecord): void {
-    this.orderedSeq = message.seq;
-    this.queue.push(message);
+  private enqueue(item: T): void {
+    this.orderedSeq = this.keyOf(item);
+    this.queue.push(item);
     if (!this.emitting) void this.pump();
   }
 
-  /** Emits queued messages one at a time; asynchronous renders (rare) keep the order. */
+  /** Everything up to `through` is placed, holes included (superseded events a compacted read skipped). */
+  private advance(through: number): void {
+    this.orderedSeq = through;
+    this.queue.push(new Advance(through));
+    if (!this.emitting) void this.pump();
+  }
+
+  /** Emits queued items one at a time; asynchronous renders (rare) keep the order. */
   private async pump(): Promise<void> {
     this.emitting = true;
     try {
       while (this.queue.length > 0) {
-        const message = this.queue.shift()!;
-        const payloads = new Map<Group, string>();
-        // A member may join live while a render is awaited, possibly with a
-        // share key no group had: render until every current group has its
-        // payload, so nobody who is live when the message is handed out misses it.
-        for (;;) {
-          const waiting: Promise<void>[] = [];
-          for (const group of this.groups.values()) {
-            if (payloads.has(group)) continue;
-            const payload = this.renderFor(group, message);
-            if (typeof payload === 'string') payloads.set(group, payload);
-            else waiting.push(payload.then((json) => void payloads.set(group, json)));
+        const next = this.queue.shift()!;
+        if (next instanceof Advance) {
+          if (next.through > this.emittedSeq) {
+            this.emittedSeq = next.through;
+            if (this.recent.length === 0) this.recentFloor = next.through;
           }
-          if (waiting.length === 0) break;
-          await Promise.all(waiting);
+          continue;
         }
-        for (const group of this.groups.values()) {
-          const payload = payloads.get(group)!;
-          for (const member of group.members) this.hand(member, message, payload);
-        }
-        for (const member of this.solo) this.hand(member, message, undefined);
-        this.emittedSeq = message.seq;
-        this.onEmit?.(message);
-        if (this.recentCapacity > 0) {
-          this.recent.push(message);
-          if (this.recent.length > this.recentCapacity) this.recent.shift();
-        }
+        await this.emit(next);
       }
     } catch (error) {
       this.onError(error, 'emit');
@@ -278,39 +274,79 @@ export class ConversationFeed {
     }
   }
 
-  private hand(member: FeedMember, message: MessageRecord, payload: string | undefined): void {
-    // A member that resumed ahead of the feed (its catch-up read newer rows) skips what it has.
-    if (message.seq <= member.cursor || member.sink.closed) return;
-    member.cursor = message.seq;
-    member.sink.deliver(message, payload);
+  private async emit(item: T): Promise<void> {
+    const key = this.keyOf(item);
+    const payloads = new Map<Group<T>, string>();
+    // A member may join live while a render is awaited, possibly with a share
+    // key no group had: render until every current group has its payload, so
+    // nobody who is live when the item is handed out misses it.
+    for (;;) {
+      const waiting: Promise<void>[] = [];
+      for (const group of this.groups.values()) {
+        if (payloads.has(group)) continue;
+        const payload = this.renderFor(group, item);
+        if (typeof payload === 'string') payloads.set(group, payload);
+        else waiting.push(payload.then((json) => void payloads.set(group, json)));
+      }
+      if (waiting.length === 0) break;
+      await Promise.all(waiting);
+    }
+    let handed = 0;
+    for (const group of this.groups.values()) {
+      const payload = payloads.get(group);
+      for (const member of group.members) {
+        // A member that joined after the renders belongs to a group rendered above, or to a new one: render for it now.
+        this.hand(member, item, payload ?? (await this.renderFor(group, item)));
+        // A large fan-out lets the event loop breathe (other sends, their responses).
+        if (++handed % SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    for (const member of this.solo) this.hand(member, item, undefined);
+    this.emittedSeq = key;
+    this.onEmit?.(item);
+    if (this.recentCapacity > 0) {
+      this.recent.push(item);
+      if (this.recent.length > this.recentCapacity) this.recentFloor = this.keyOf(this.recent.shift()!);
+    } else {
+      this.recentFloor = key;
+    }
   }
 
-  private renderFor(group: Group, message: MessageRecord): string | Promise<string> {
-    let payload = group.rendered.get(message.seq);
+  private hand(member: FeedMember<T>, item: T, payload: string | undefined): void {
+    const key = this.keyOf(item);
+    // A member that resumed ahead of the feed (its catch-up read newer rows) skips what it has.
+    if (key <= member.cursor || member.sink.closed) return;
+    member.cursor = key;
+    member.sink.deliver(item, payload);
+  }
+
+  private renderFor(group: Group<T>, item: T): string | Promise<string> {
+    const key = this.keyOf(item);
+    let payload = group.rendered.get(key);
     if (payload === undefined) {
-      // A render that throws must not cost the message: its subscribers get an error payload instead.
+      // A render that throws must not cost the item: its subscribers get an error payload instead.
       const failed = (error: unknown) => {
         this.onError(error, 'render');
         return RENDER_FAILED;
       };
       try {
-        payload = group.render(message);
+        payload = group.render(item);
         if (typeof payload !== 'string') payload = payload.catch(failed);
       } catch (error) {
         payload = failed(error);
       }
-      group.rendered.set(message.seq, payload);
+      group.rendered.set(key, payload);
       if (group.rendered.size > RENDER_CACHE) group.rendered.delete(group.rendered.keys().next().value!);
     }
     return payload;
   }
 
-  private groupOf(member: FeedMember): Group | null {
+  private groupOf(member: FeedMember<T>): Group<T> | null {
     const key = member.sink.shareKey;
     if (key === null) return null;
     let group = this.groups.get(key);
     if (!group) {
-      group = { render: (m) => member.sink.render(m), members: new Set(), rendered: new Map() };
+      group = { render: (item) => member.sink.render(item), members: new Set(), rendered: new Map() };
       this.groups.set(key, group);
     }
     return group;
@@ -319,9 +355,9 @@ export class ConversationFeed {
   /**
    * Attaches a member whose cursor says what it already has. If it is
    * behind, it catches up (from recent memory or the database) before it
-   * joins the live set; a member never sees a seq twice or out of order.
+   * joins the live set; a member never sees a key twice or out of order.
    */
-  async join(member: FeedMember): Promise<void> {
+  async join(member: FeedMember<T>): Promise<void> {
     await this.whenInitialized;
     while (!member.sink.closed && !member.detached) {
       if (member.cursor >= this.emittedSeq) {
@@ -330,30 +366,30 @@ export class ConversationFeed {
         else this.solo.add(member);
         return;
       }
-      const first = this.recent[0];
-      const rows =
-        first && first.seq <= member.cursor + 1
-          ? this.recent.filter((m) => m.seq > member.cursor)
-          : await this.store.range(this.conversationId, member.cursor, PAGE, this.emittedSeq + 1);
-      if (rows.length === 0) {
-        // Nothing readable between the member and the feed: join rather than spin.
-        member.cursor = Math.max(member.cursor, this.emittedSeq);
-        continue;
+      let items: T[];
+      let through: number;
+      if (this.recentCapacity > 0 && this.recentFloor <= member.cursor) {
+        items = this.recent.filter((item) => this.keyOf(item) > member.cursor);
+        through = this.emittedSeq;
+      } else {
+        ({ items, through } = await this.store.range(this.conversationId, member.cursor, PAGE, this.emittedSeq + 1));
       }
-      for (const row of rows) {
-        if (member.sink.closed || member.detached) break;
-        if (row.seq <= member.cursor) continue;
+      for (const item of items) {
+        if (member.sink.closed || member.detached) return;
+        const key = this.keyOf(item);
+        if (key <= member.cursor) continue;
         const group = this.groupOf(member);
-        const payload = group ? await this.renderFor(group, row) : undefined;
-        if (row.seq <= member.cursor || member.sink.closed) continue;
-        member.cursor = row.seq;
-        member.sink.deliver(row, payload);
+        const payload = group ? await this.renderFor(group, item) : undefined;
+        if (key <= member.cursor || member.sink.closed) continue;
+        member.cursor = key;
+        member.sink.deliver(item, payload);
       }
+      member.cursor = Math.max(member.cursor, through);
     }
   }
 
   /** Detaches a member (unsubscribed, left the conversation, socket closed). */
-  leave(member: FeedMember): void {
+  leave(member: FeedMember<T>): void {
     if (member.detached) return;
     member.detached = true;
     const key = member.sink.shareKey;

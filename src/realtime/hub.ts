@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import type { MessageRecord } from '../chat/records.js';
+import type { ConversationEventRecord, MessageRecord } from '../chat/records.js';
 import { ignoreObserver, type Broker, type BusEvent, type RealtimeObserver, type Unsubscribe } from './broker/broker.js';
 import { channels, type FanoutPolicy } from './fanout.js';
 import { ConversationFeed, type FeedStore } from './feed.js';
@@ -17,9 +17,22 @@ export interface TypingListener {
   onTyping(event: Extract<BusEvent, { type: 'typing' }>): void;
 }
 
-export interface HubStore extends FeedStore {
+/** Where a conversation stands: its last message seq, its last event number, its size. */
+export interface Position {
+  lastSeq: number;
+  lastEventSeq: number;
+  memberCount: number;
+}
+
+/** The two streams a conversation has: its messages by seq, and its event log by event number. */
+export type FeedKind = 'messages' | 'events';
+type ItemOf<K extends FeedKind> = K extends 'messages' ? MessageRecord : ConversationEventRecord;
+
+export interface HubStore {
+  messages: FeedStore<MessageRecord>;
+  events: FeedStore<ConversationEventRecord>;
   /** Where each conversation stands now (missing ones are omitted). */
-  positions(conversationIds: readonly string[]): Promise<Map<string, { lastSeq: number; memberCount: number }>>;
+  positions(conversationIds: readonly string[]): Promise<Map<string, Position>>;
   /** Each user's inbox version: bumped by every change to the set of conversations they are in. */
   inboxVersions(userIds: readonly string[]): Promise<Map<string, number>>;
 }
@@ -45,10 +58,29 @@ interface UserEntry {
   version: number | undefined;
 }
 
+/** One conversation followed here: its feeds (either or both) and its channel. */
 interface FeedEntry {
-  feed: ConversationFeed;
+  conversationId: string;
+  memberCount: number;
+  messages?: ConversationFeed<MessageRecord>;
+  events?: ConversationFeed<ConversationEventRecord>;
   /** The conversation channel, while the conversation is large. */
   channel?: Promise<Unsubscribe>;
+}
+
+/** The event a send is in the event log. */
+function sentEvent(message: MessageRecord, threadRoot: MessageRecord | null): ConversationEventRecord {
+  return {
+    kind: 'message',
+    conversationId: message.conversationId,
+    eventSeq: message.eventSeq,
+    action: 'SENT',
+    message,
+    threadRoot,
+    reaction: null,
+    actor: message.sender,
+    catchUp: false,
+  };
 }
 
 /** Ids per database read of the position check. */
@@ -62,8 +94,9 @@ const CHECK_BATCH = 1000;
  * - A user channel per user with a live subscription here (fan-out on write
  *   lands there) and a conversation channel per large conversation with a
  *   local subscriber (fan-out on read).
- * - A feed per conversation with local subscribers: it orders that
- *   conversation's messages and fills gaps from the database.
+ * - Feeds per conversation with local subscribers: one orders its messages
+ *   by seq, one its event log by event number (whichever local streams
+ *   need); each fills gaps from the database.
  * - The position check: every `checkIntervalMs`, and at once after the broker
  *   reconnects, it reads where every followed conversation stands and each
  *   followed user's inbox version, and repairs what the broker lost. This is
@@ -79,6 +112,7 @@ export class Hub {
   private readonly handler = (event: BusEvent) => this.route(event);
   private readonly observer: RealtimeObserver;
   private readonly onEmit: (message: MessageRecord) => void;
+  private readonly keys = { messages: (m: MessageRecord) => m.seq, events: (e: ConversationEventRecord) => e.eventSeq };
   private readonly onRepair: (count: number) => void;
   /** Batches the inbox-version reads of users attaching at about the same time. */
   private readonly versions: DataLoader<string, number>;
@@ -142,63 +176,81 @@ export class Hub {
   }
 
   /**
-   * Returns the feeds of these conversations, creating the missing ones. A new
-   * feed starts receiving events first (buffering them), then subscribes the
-   * conversation channel if the conversation is large, then reads its last
-   * seq, so no message can fall between "heard" and "read". One query for all
-   * new feeds, however many. Each returned feed is held until `release`.
+   * Returns the feeds of this kind of these conversations, creating the
+   * missing ones. A new feed starts receiving items first (buffering them),
+   * then subscribes the conversation channel if the conversation is large,
+   * then reads where the conversation stands, so nothing can fall between
+   * "heard" and "read". One query for all new feeds, however many. Each
+   * returned feed is held until `release`.
    */
-  async acquire(conversations: readonly { id: string; memberCount: number }[]): Promise<ConversationFeed[]> {
-    const created: FeedEntry[] = [];
+  async acquire<K extends FeedKind>(kind: K, conversations: readonly { id: string; memberCount: number }[]): Promise<ConversationFeed<ItemOf<K>>[]> {
+    const created: ConversationFeed<ItemOf<K>>[] = [];
     const result = conversations.map(({ id, memberCount }) => {
       let entry = this.feeds.get(id);
       if (!entry) {
-        const large = this.options.policy.isLarge(memberCount);
-        const feed = new ConversationFeed({
-          conversationId: id,
-          store: this.options.store,
-          recentCapacity: large ? (this.options.recentCapacity ?? 256) : 0,
-          onError: this.options.onError,
-          onEmit: this.onEmit,
-          onRepair: this.onRepair,
-        });
-        feed.memberCount = memberCount;
-        entry = { feed };
+        entry = { conversationId: id, memberCount };
         this.feeds.set(id, entry);
-        created.push(entry);
-        if (large) this.subscribeConversation(entry);
-      } else if (memberCount !== entry.feed.memberCount) {
+        if (this.options.policy.isLarge(memberCount)) this.subscribeConversation(entry);
+      } else if (memberCount !== entry.memberCount) {
         // The caller read the member count just now: if a `resized` event was
-        // lost, this is where the feed learns the conversation grew.
+        // lost, this is where the hub learns the conversation grew.
         this.resized(id, memberCount);
       }
-      entry.feed.refs++;
-      return entry.feed;
+      let feed = entry[kind] as ConversationFeed<ItemOf<K>> | undefined;
+      if (!feed) {
+        feed = new ConversationFeed<ItemOf<K>>({
+          conversationId: id,
+          keyOf: this.keys[kind] as (item: ItemOf<K>) => number,
+          store: this.options.store[kind] as FeedStore<ItemOf<K>>,
+          recentCapacity: this.options.policy.isLarge(memberCount) ? (this.options.recentCapacity ?? 256) : 0,
+          onError: this.options.onError,
+          onEmit: kind === 'messages' ? (this.onEmit as (item: ItemOf<K>) => void) : undefined,
+          onRepair: this.onRepair,
+        });
+        (entry as unknown as Record<FeedKind, unknown>)[kind] = feed;
+        created.push(feed);
+      }
+      feed.refs++;
+      return feed;
     });
     if (created.length > 0) {
       try {
-        await Promise.all(created.map((entry) => entry.channel));
-        const positions = await this.options.store.positions(created.map((entry) => entry.feed.conversationId));
-        for (const entry of created) entry.feed.initialize(positions.get(entry.feed.conversationId)?.lastSeq ?? 0);
+        await Promise.all(created.map((feed) => this.feeds.get(feed.conversationId)?.channel));
+        const positions = await this.options.store.positions(created.map((feed) => feed.conversationId));
+        for (const feed of created) {
+          const position = positions.get(feed.conversationId);
+          feed.initialize(position ? (kind === 'messages' ? position.lastSeq : position.lastEventSeq) : 0);
+        }
       } catch (error) {
         // Feeds created here never got a starting point: take them out, and
         // fail any other subscriber already waiting on them (it resubscribes).
-        for (const entry of created) {
-          entry.feed.fail(error);
-          this.drop(entry);
+        for (const feed of created) {
+          feed.fail(error);
+          feed.refs = 0;
+          this.forget(kind, feed);
         }
-        for (const feed of result) if (!created.some((entry) => entry.feed === feed)) this.release(feed);
+        for (const feed of result) if (!created.includes(feed)) this.release(kind, feed);
         throw error;
       }
     }
     return result;
   }
 
-  /** Lets go of a feed from `acquire`; the last holder out unsubscribes. */
-  release(feed: ConversationFeed): void {
+  /** Lets go of a feed from `acquire`; the last holder out drops it, and the channel with the conversation's last feed. */
+  release<K extends FeedKind>(kind: K, feed: ConversationFeed<ItemOf<K>>): void {
     if (--feed.refs > 0) return;
+    this.forget(kind, feed);
+  }
+
+  private forget(kind: FeedKind, feed: { conversationId: string }): void {
     const entry = this.feeds.get(feed.conversationId);
-    if (entry && entry.feed === feed) this.drop(entry);
+    if (!entry || (entry[kind] as unknown) !== feed) return;
+    entry[kind] = undefined;
+    if (entry.messages || entry.events) return;
+    this.feeds.delete(entry.conversationId);
+    entry.channel
+      ?.then((unsubscribe) => unsubscribe())
+      .catch((error) => this.options.onError(error, 'unsubscribe conversation'));
   }
 
   /** Typing events of a conversation go to `listener` (hold the conversation's feed to hear them). */
@@ -239,12 +291,13 @@ export class Hub {
     const feeds = [...this.feeds.values()];
     for (let i = 0; i < feeds.length; i += CHECK_BATCH) {
       const batch = feeds.slice(i, i + CHECK_BATCH);
-      const positions = await this.options.store.positions(batch.map((entry) => entry.feed.conversationId));
+      const positions = await this.options.store.positions(batch.map((entry) => entry.conversationId));
       for (const entry of batch) {
-        const position = positions.get(entry.feed.conversationId);
+        const position = positions.get(entry.conversationId);
         if (!position) continue;
-        if (position.memberCount !== entry.feed.memberCount) this.resized(entry.feed.conversationId, position.memberCount);
-        entry.feed.catchUpTo(position.lastSeq);
+        if (position.memberCount !== entry.memberCount) this.resized(entry.conversationId, position.memberCount);
+        entry.messages?.catchUpTo(position.lastSeq);
+        entry.events?.catchUpTo(position.lastEventSeq);
       }
     }
     const users = [...this.users].filter(([, entry]) => entry.version !== undefined);
@@ -260,15 +313,8 @@ export class Hub {
     }
   }
 
-  private drop(entry: FeedEntry): void {
-    if (this.feeds.get(entry.feed.conversationId) === entry) this.feeds.delete(entry.feed.conversationId);
-    entry.channel
-      ?.then((unsubscribe) => unsubscribe())
-      .catch((error) => this.options.onError(error, 'unsubscribe conversation'));
-  }
-
   private subscribeConversation(entry: FeedEntry): Promise<Unsubscribe> {
-    entry.channel ??= this.options.broker.subscribe(channels.conversation(entry.feed.conversationId), this.handler);
+    entry.channel ??= this.options.broker.subscribe(channels.conversation(entry.conversationId), this.handler);
     return entry.channel;
   }
 
@@ -276,14 +322,16 @@ export class Hub {
   private resized(conversationId: string, memberCount: number): void {
     const entry = this.feeds.get(conversationId);
     if (!entry) return;
-    entry.feed.memberCount = memberCount;
+    entry.memberCount = memberCount;
     if (this.options.policy.isLarge(memberCount) && !entry.channel) {
       // Sends may already be going to the channel: subscribe, then read what was missed.
       this.subscribeConversation(entry)
         .then(() => this.options.store.positions([conversationId]))
         .then((positions) => {
           const position = positions.get(conversationId);
-          if (position) entry.feed.catchUpTo(position.lastSeq);
+          if (!position) return;
+          entry.messages?.catchUpTo(position.lastSeq);
+          entry.events?.catchUpTo(position.lastEventSeq);
         })
         .catch((error) => this.options.onError(error, 'subscribe conversation'));
     }
@@ -291,11 +339,17 @@ export class Hub {
 
   private route(event: BusEvent): void {
     switch (event.type) {
-      case 'message':
+      case 'message': {
         if (event.at !== undefined) this.observer.pubsubLag((Date.now() - event.at) / 1000);
-        // No feed means no local subscriber wants this conversation (a user
+        // No entry means no local subscriber wants this conversation (a user
         // channel carries every conversation of its user).
-        this.feeds.get(event.message.conversationId)?.feed.push(event.message);
+        const entry = this.feeds.get(event.message.conversationId);
+        entry?.messages?.push(event.message);
+        entry?.events?.push(sentEvent(event.message, event.threadRoot ?? null));
+        return;
+      }
+      case 'event':
+        this.feeds.get(event.event.conversationId)?.events?.push(event.event);
         return;
       case 'joined':
         this.resized(event.conversationId, event.memberCount);
@@ -328,10 +382,15 @@ export class Hub {
     return true;
   }
 
+  /** For tests: how many live typing subscriptions this process has for a conversation. */
+  typingWatchers(conversationId: string): number {
+    return this.typing.get(conversationId)?.size ?? 0;
+  }
+
   /** For tests and metrics: channels held and subscriptions receiving live. */
   stats(): { users: number; feeds: number; live: number } {
     let live = 0;
-    for (const entry of this.feeds.values()) live += entry.feed.liveCount;
+    for (const entry of this.feeds.values()) live += (entry.messages?.liveCount ?? 0) + (entry.events?.liveCount ?? 0);
     return { users: this.users.size, feeds: this.feeds.size, live };
   }
 

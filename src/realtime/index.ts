@@ -1,9 +1,11 @@
 import type { GraphQLError, GraphQLSchema } from 'graphql';
+import type { ConversationEventRecord, MessageRecord } from '../chat/records.js';
 import type { Config } from '../config.js';
 import { createSharedContext } from '../context.js';
 import type { Services } from '../services.js';
 import { ignoreObserver, type Broker, type RealtimeObserver } from './broker/broker.js';
 import type { FanoutPolicy } from './fanout.js';
+import type { FeedStore } from './feed.js';
 import { Hub } from './hub.js';
 import { createLocalPresence, type Presence, type PresenceChange } from './presence/presence.js';
 import { PresenceWatch } from './presence/presence-watch.js';
@@ -41,6 +43,26 @@ export interface RealtimeOptions {
   observer?: RealtimeObserver;
 }
 
+/** What feeds read from the database: messages by seq, the event log by event number. */
+export function feedStores(services: Services): { messages: FeedStore<MessageRecord>; events: FeedStore<ConversationEventRecord> } {
+  return {
+    // Messages are gapless: a short page means everything below `before` was read.
+    messages: {
+      async range(conversationId, after, limit, before) {
+        const items = await services.messages.range(conversationId, after, limit, before);
+        return { items, through: items.length < limit ? before - 1 : items[items.length - 1]!.seq };
+      },
+    },
+    // The event log is read compacted: `through` carries a feed past superseded numbers.
+    events: {
+      async range(conversationId, after, limit, before) {
+        const { events, end } = await services.eventLog.window(conversationId, after, limit, before - 1);
+        return { items: events, through: end };
+      },
+    },
+  };
+}
+
 export async function createRealtime(options: RealtimeOptions): Promise<Realtime> {
   const { services, config, onError, broker } = options;
   const observer = options.observer ?? ignoreObserver;
@@ -58,7 +80,7 @@ export async function createRealtime(options: RealtimeOptions): Promise<Realtime
     onError,
     observer,
     store: {
-      range: services.messages.range,
+      ...feedStores(services),
       positions: services.streams.positions,
       inboxVersions: services.streams.inboxVersions,
     },

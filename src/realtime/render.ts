@@ -11,6 +11,8 @@ import {
   type GraphQLError,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  TypeInfo,
+  visitWithTypeInfo,
 } from 'graphql';
 import type { Context } from '../context.js';
 
@@ -120,6 +122,21 @@ export class Renderers {
     };
   }
 
+  /** Whether the document selects a field marked viewer-dependent (src/schema/viewer-dependent.ts). */
+  private dependsOnViewer(document: DocumentNode): boolean {
+    const typeInfo = new TypeInfo(this.schema);
+    let found = false;
+    visit(
+      document,
+      visitWithTypeInfo(typeInfo, {
+        Field() {
+          if ((typeInfo.getFieldDef()?.extensions as { viewerDependent?: boolean } | undefined)?.viewerDependent) found = true;
+        },
+      }),
+    );
+    return found;
+  }
+
   // Parsed documents are cached by the transports (one DocumentNode per query
   // string), so every subscriber of the same query shares one operation node
   // and this work happens once per query.
@@ -128,8 +145,9 @@ export class Renderers {
     if (shape !== undefined) return shape;
     const selections = definition.selectionSet.selections;
     const root = selections.length === 1 && selections[0]!.kind === Kind.FIELD ? (selections[0] as FieldNode) : undefined;
-    if (!root) {
-      // A root selected through a fragment: rare; rendered per subscriber.
+    if (!root || this.dependsOnViewer(document)) {
+      // A root selected through a fragment (rare), or a field whose value
+      // depends on who asks (marked in the schema): rendered per subscriber.
       shape = null;
     } else {
       const payloadShape: FieldNode = { ...root, arguments: [] };

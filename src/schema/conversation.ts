@@ -3,6 +3,7 @@ import type { ConversationView, MemberRecord } from '../chat/records.js';
 import { requireViewer } from '../context.js';
 import { Message } from './message.js';
 import { User, viaConversation } from './user.js';
+import { VIEWER_DEPENDENT } from './viewer-dependent.js';
 
 export const ConversationKind = builder.enumType('ConversationKind', {
   values: {
@@ -51,12 +52,16 @@ export const Conversation = builder.objectRef<ConversationView>('Conversation').
     title: t.exposeString('title', { nullable: true, description: 'Groups have a title; direct conversations do not.' }),
     memberCount: t.exposeInt('memberCount'),
     lastSeq: t.exposeInt('lastSeq', { description: 'Seq of the newest message; 0 when there is none. Seqs are 1, 2, 3, … without gaps.' }),
-    lastReadSeq: t.exposeInt('viewerLastReadSeq', { description: "The viewer's read position (see markRead)." }),
+    lastEventSeq: t.exposeInt('lastEventSeq', {
+      description: 'Number of the newest event of its log (eventsSince, `events`); 0 when nothing happened yet. Event numbers are 1, 2, 3, … without gaps.',
+    }),
+    lastReadSeq: t.exposeInt('viewerLastReadSeq', { description: "The viewer's read position (see markRead).", extensions: VIEWER_DEPENDENT }),
     unreadCount: t.int({
       description: 'Messages after the viewer\'s read position. Sending a message marks everything before it read.',
+      extensions: VIEWER_DEPENDENT,
       resolve: (c) => Math.max(0, c.lastSeq - c.viewerLastReadSeq),
     }),
-    viewerRole: t.field({ type: MemberRole, resolve: (c) => c.viewerRole }),
+    viewerRole: t.field({ type: MemberRole, extensions: VIEWER_DEPENDENT, resolve: (c) => c.viewerRole }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     lastMessageAt: t.expose('lastMessageAt', { type: 'DateTime', nullable: true }),
     lastMessage: t.field({
@@ -166,9 +171,19 @@ builder.mutationFields((t) => ({
     args: { conversationId: t.arg.id({ required: true }) },
     resolve: (_root, args, context) => context.services.membership.leave(requireViewer(context), String(args.conversationId)),
   }),
+  renameConversation: t.field({
+    type: Conversation,
+    description: 'Gives a group a new title (any member may): one event of its log, ConversationRenamed.',
+    args: {
+      conversationId: t.arg.id({ required: true }),
+      title: t.arg.string({ required: true, description: '1 to 200 characters.' }),
+    },
+    resolve: (_root, args, context) => context.services.conversations.rename(requireViewer(context), String(args.conversationId), args.title),
+  }),
   markRead: t.field({
     type: Conversation,
-    description: "Moves the viewer's read position forward to `seq` (never backward).",
+    description:
+      "Moves the viewer's read position forward to `seq` (never backward): a read receipt the other members see live (ReadReceipt on `events`). Moving it to where it is changes nothing.",
     args: {
       conversationId: t.arg.id({ required: true }),
       seq: t.arg.int({ required: true }),

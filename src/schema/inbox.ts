@@ -6,14 +6,14 @@ import { InboxStream, type ConversationJoinedEvent, type ConversationLeftEvent }
 import { Conversation } from './conversation.js';
 import { Message } from './message.js';
 
-const DepartureReason = builder.enumType('DepartureReason', {
+export const DepartureReason = builder.enumType('DepartureReason', {
   values: {
     LEFT: { description: 'The viewer left.' },
     REMOVED: { description: 'The owner removed the viewer.' },
   } as const,
 });
 
-const ConversationJoined = builder.objectRef<ConversationJoinedEvent>('ConversationJoined').implement({
+export const ConversationJoined = builder.objectRef<ConversationJoinedEvent>('ConversationJoined').implement({
   description:
     'The viewer was added to a conversation (or started it), or, with `announce`, a conversation the subscription was not given a cursor for. Its messages after `afterSeq` follow on the same subscription.',
   fields: (t) => ({
@@ -21,6 +21,9 @@ const ConversationJoined = builder.objectRef<ConversationJoinedEvent>('Conversat
     afterSeq: t.exposeInt('afterSeq', {
       description:
         'Exactly where this subscription starts the conversation: every message with a greater seq follows on it. Earlier ones are history (`messages`, `messagesSince`). Use this, not conversation.lastSeq, as the cursor.',
+    }),
+    afterEventSeq: t.exposeInt('afterEventSeq', {
+      description: 'The same in the event log: on `events`, every event with a greater number follows. Earlier ones: `eventsSince`.',
     }),
     conversation: t.field({
       type: Conversation,
@@ -32,7 +35,7 @@ const ConversationJoined = builder.objectRef<ConversationJoinedEvent>('Conversat
   }),
 });
 
-const ConversationLeft = builder.objectRef<ConversationLeftEvent>('ConversationLeft').implement({
+export const ConversationLeft = builder.objectRef<ConversationLeftEvent>('ConversationLeft').implement({
   description: 'The viewer is no longer in a conversation; nothing more arrives from it.',
   fields: (t) => ({
     conversationId: t.exposeID('conversationId'),
@@ -72,7 +75,7 @@ builder.subscriptionFields((t) => ({
         if (!Number.isInteger(cursor.afterSeq) || cursor.afterSeq < 0) throw badInput('afterSeq must be a non-negative integer', 'cursors');
         cursors.set(String(cursor.conversationId).toLowerCase(), cursor.afterSeq);
       }
-      return new InboxStream(context).start(() => context.services.streams.inbox(viewer.id), cursors, args.announce ?? false);
+      return new InboxStream(context, 'inbox').start(() => context.services.streams.inbox(viewer.id), cursors, args.announce ?? false);
     },
     resolve: (event) => event as MessageRecord | ConversationJoinedEvent | ConversationLeftEvent,
   }),

@@ -4,6 +4,7 @@ import './user.js';
 import './conversation.js';
 import './message.js';
 import './inbox.js';
+import './events.js';
 import './presence.js';
 
 /**

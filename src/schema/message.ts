@@ -1,32 +1,79 @@
 import { builder } from '../builder.js';
-import type { MessageRecord } from '../chat/records.js';
+import type { MessageRecord, ReactionCount as ReactionCountRecord } from '../chat/records.js';
 import type { MessageHistoryPage, MessagesSincePage } from '../chat/messages.js';
-import { requireViewer } from '../context.js';
 import { conversationIdArgument } from '../chat/validate.js';
+import { requireViewer } from '../context.js';
 import { MessageStream } from '../realtime/streams/message-stream.js';
 import { User, viaConversation } from './user.js';
+import { VIEWER_DEPENDENT } from './viewer-dependent.js';
 
-// Message fields must not depend on who is looking: live payloads are
-// rendered once and shared by every subscriber (see realtime/render.ts).
-export const Message = builder.objectRef<MessageRecord>('Message').implement({
-  description: 'A stored message. Within a conversation, seqs are 1, 2, 3, … in send order, without gaps.',
+const ReactionCount = builder.objectRef<ReactionCountRecord & { conversationId: string; messageSeq: number }>('ReactionCount').implement({
+  description: 'One reaction on a message and how many members reacted with it.',
+  fields: (t) => ({
+    reaction: t.exposeString('reaction', { description: 'One emoji, or a short name (a-z, 0-9, _, +, -).' }),
+    count: t.exposeInt('count'),
+    reactedByViewer: t.boolean({
+      description:
+        "Whether the viewer is among them. Depends on who asks: a live payload selecting it is rendered for each subscriber (one read each), not shared; the SDK tracks its user's own reactions instead.",
+      extensions: VIEWER_DEPENDENT,
+      resolve: (r, _args, context) =>
+        r.mine ?? context.loaders.ownReactions.load({ conversationId: r.conversationId, seq: r.messageSeq }).then((own) => own.includes(r.reaction)),
+    }),
+  }),
+});
+
+// Message fields must not depend on who is looking unless marked VIEWER_DEPENDENT:
+// live payloads are rendered once and shared by every subscriber (see realtime/render.ts).
+export const Message = builder.objectRef<MessageRecord>('Message');
+Message.implement({
+  description:
+    'A message in its current state. Within a conversation, seqs are 1, 2, 3, … in send order, without gaps (thread replies included). A deleted message stays as a tombstone: same seq and sender, empty body, no reactions.',
   fields: (t) => ({
     id: t.exposeID('id'),
     conversationId: t.exposeID('conversationId'),
-    seq: t.exposeInt('seq'),
+    seq: t.exposeInt('seq', { description: 'Its place in the conversation: the display order.' }),
     sender: t.field({ type: User, resolve: (message) => viaConversation(message.sender) }),
-    body: t.exposeString('body'),
+    body: t.exposeString('body', { description: "The text; '' once deleted." }),
     clientMessageId: t.exposeString('clientMessageId', {
       description: 'The id the sender chose; a retry with the same id returns this message instead of storing another.',
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    eventSeq: t.exposeInt('eventSeq', { description: 'The event of the conversation log that last changed this message.' }),
+    editedAt: t.expose('editedAt', { type: 'DateTime', nullable: true, description: 'When the sender last edited it; earlier versions are not kept.' }),
+    deletedAt: t.expose('deletedAt', { type: 'DateTime', nullable: true, description: 'When it was deleted: its content is gone from storage.' }),
+    deleted: t.boolean({ resolve: (message) => message.deletedAt !== null }),
+    reactions: t.field({
+      type: [ReactionCount],
+      description: 'Each reaction with its count, in the order they first appeared (at most 20 different ones).',
+      resolve: (message) => message.reactions.map((r) => ({ ...r, conversationId: message.conversationId, messageSeq: message.seq })),
+    }),
+    replyToSeq: t.exposeInt('replyToSeq', { nullable: true, description: 'The message this one replies to (quotes).' }),
+    replyTo: t.field({
+      type: Message,
+      nullable: true,
+      description: 'The message this one replies to, in its current state (a tombstone if it was deleted).',
+      resolve: (message, _args, context) =>
+        message.replyToSeq === null ? null : context.loaders.message.load({ conversationId: message.conversationId, seq: message.replyToSeq }),
+    }),
+    threadRootSeq: t.exposeInt('threadRootSeq', { nullable: true, description: 'Set on a thread reply: the seq of its thread\'s root.' }),
+    threadReplyCount: t.exposeInt('threadReplyCount', { description: 'On a thread root: how many replies it has.' }),
+    threadLastReplySeq: t.exposeInt('threadLastReplySeq', { nullable: true }),
+    threadLastReply: t.field({
+      type: Message,
+      nullable: true,
+      description: "On a thread root: its newest reply (the thread's history: messages(threadRootSeq:)).",
+      resolve: (message, _args, context) =>
+        message.threadLastReplySeq === null
+          ? null
+          : context.loaders.message.load({ conversationId: message.conversationId, seq: message.threadLastReplySeq }),
+    }),
   }),
 });
 
 const MessagesSince = builder.objectRef<MessagesSincePage>('MessagesSince').implement({
-  description: 'A page of offline catch-up.',
+  description: 'A page of offline catch-up of messages.',
   fields: (t) => ({
-    messages: t.field({ type: [Message], description: 'Ascending by seq.', resolve: (page) => page.messages }),
+    messages: t.field({ type: [Message], description: 'Ascending by seq, each in its current state.', resolve: (page) => page.messages }),
     hasMore: t.exposeBoolean('hasMore', { description: 'More follow: ask again with afterSeq = nextAfterSeq.' }),
     nextAfterSeq: t.exposeInt('nextAfterSeq', { description: 'The highest seq returned (or afterSeq if none).' }),
     lastSeq: t.exposeInt('lastSeq', { description: "The conversation's newest seq when this page was read." }),
@@ -44,18 +91,19 @@ const MessageHistory = builder.objectRef<MessageHistoryPage>('MessageHistory').i
 builder.queryFields((t) => ({
   messages: t.field({
     type: MessageHistory,
-    description: 'History, newest first in paging order (each page is ascending by seq).',
+    description: "History, newest first in paging order (each page is ascending by seq): the whole timeline, or one thread's replies.",
     args: {
       conversationId: t.arg.id({ required: true }),
       before: t.arg.int({ description: 'Only seqs below this; default: from the newest.' }),
       last: t.arg.int({ description: '1 to 100; default 50.' }),
+      threadRootSeq: t.arg.int({ description: "Only this thread's replies." }),
     },
     resolve: (_root, args, context) =>
-      context.services.messages.history(requireViewer(context), String(args.conversationId), args.before, args.last),
+      context.services.messages.history(requireViewer(context), String(args.conversationId), args.before, args.last, args.threadRootSeq),
   }),
   messagesSince: t.field({
     type: MessagesSince,
-    description: 'Offline catch-up: messages after `afterSeq`, ascending, paged.',
+    description: 'Offline catch-up of messages: those after `afterSeq`, ascending, paged, each in its current state. To learn of edits, deletions and reactions too, use eventsSince.',
     args: {
       conversationId: t.arg.id({ required: true }),
       afterSeq: t.arg.int({ required: true }),
@@ -70,14 +118,52 @@ builder.mutationFields((t) => ({
   sendMessage: t.field({
     type: Message,
     description:
-      'Stores a message and delivers it to the members. Idempotent per (sender, clientMessageId): a retry returns the stored message.',
+      'Stores a message and delivers it to the members. Idempotent per (sender, clientMessageId): a retry returns the stored message. With replyToSeq it quotes another message of the conversation; with threadRootSeq it is a reply in that message\'s thread.',
     args: {
       conversationId: t.arg.id({ required: true }),
       body: t.arg.string({ required: true, description: '1 to 4000 characters (MAX_MESSAGE_LENGTH); not only whitespace.' }),
       clientMessageId: t.arg.string({ required: true, description: '1 to 64 printable ASCII characters, unique per sender and conversation.' }),
+      replyToSeq: t.arg.int({ description: 'A message of this conversation this one replies to.' }),
+      threadRootSeq: t.arg.int({ description: 'The thread root this message replies in (a message that is not itself a thread reply).' }),
     },
     resolve: (_root, args, context) =>
-      context.services.messages.send(requireViewer(context), String(args.conversationId), args.body, args.clientMessageId),
+      context.services.messages.send(requireViewer(context), String(args.conversationId), args.body, args.clientMessageId, {
+        replyToSeq: args.replyToSeq,
+        threadRootSeq: args.threadRootSeq,
+      }),
+  }),
+  editMessage: t.field({
+    type: Message,
+    description: 'The sender replaces a message\'s body (editedAt is set; earlier versions are not kept). FORBIDDEN for anyone else; BAD_USER_INPUT for a deleted message.',
+    args: {
+      conversationId: t.arg.id({ required: true }),
+      seq: t.arg.int({ required: true, description: 'The message, by its seq.' }),
+      body: t.arg.string({ required: true, description: 'As in sendMessage.' }),
+    },
+    resolve: (_root, args, context) =>
+      context.services.changes.edit(requireViewer(context), String(args.conversationId), args.seq, args.body),
+  }),
+  deleteMessage: t.field({
+    type: Message,
+    description:
+      'Deletes a message: its sender may, and a group\'s owner may delete any. Its body and reactions are removed from storage; a tombstone keeps its seq. Deleting again changes nothing.',
+    args: { conversationId: t.arg.id({ required: true }), seq: t.arg.int({ required: true, description: 'The message, by its seq.' }) },
+    resolve: (_root, args, context) => context.services.changes.delete(requireViewer(context), String(args.conversationId), args.seq),
+  }),
+  addReaction: t.field({
+    type: Message,
+    description:
+      'Adds the viewer\'s reaction to a message (members only): one emoji (one grapheme) or a short name of a-z, 0-9, _, +, - (up to 32). A message carries at most 20 different reactions. Adding one the viewer already has changes nothing.',
+    args: { conversationId: t.arg.id({ required: true }), seq: t.arg.int({ required: true, description: 'The message, by its seq.' }), reaction: t.arg.string({ required: true }) },
+    resolve: (_root, args, context) =>
+      context.services.changes.react(requireViewer(context), String(args.conversationId), args.seq, args.reaction, true),
+  }),
+  removeReaction: t.field({
+    type: Message,
+    description: "Removes the viewer's reaction from a message; removing one the viewer does not have changes nothing.",
+    args: { conversationId: t.arg.id({ required: true }), seq: t.arg.int({ required: true, description: 'The message, by its seq.' }), reaction: t.arg.string({ required: true }) },
+    resolve: (_root, args, context) =>
+      context.services.changes.react(requireViewer(context), String(args.conversationId), args.seq, args.reaction, false),
   }),
 }));
 
@@ -85,7 +171,7 @@ builder.subscriptionFields((t) => ({
   messageAdded: t.field({
     type: Message,
     description:
-      'Messages of one conversation, each seq exactly once and in order. With afterSeq, first replays what is stored after it, then continues live without a gap. Ends with FORBIDDEN if the viewer leaves or is removed.',
+      'Messages of one conversation, each seq exactly once and in order. With afterSeq, first replays what is stored after it, then continues live without a gap. Ends with FORBIDDEN if the viewer leaves or is removed. (Edits, deletions and reactions arrive on `events`.)',
     args: {
       conversationId: t.arg.id({ required: true }),
       afterSeq: t.arg.int({ description: 'Resume after this seq; default: the newest (live only).' }),

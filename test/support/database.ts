@@ -9,8 +9,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const base = inject('databaseUrl');
+/** `base`: the server to create it on (default: the suite's; a test may pass a PostgreSQL of its own). */
+export async function createTestDatabase(base: string = inject('databaseUrl')): Promise<TestDatabase> {
   const name = `chat_test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base });
   await admin.connect();

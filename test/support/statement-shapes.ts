@@ -120,8 +120,16 @@ export function classify(
 /** Null when this reference is pinned to one value of `column`, else why not. */
 function filterPin(text: string, start: number, end: number, table: string, column: string): string | null {
   const segment = text.slice(start, end);
-  const col = `(?:"[\\w$]+"\\."${escape(table)}"\\."${escape(column)}"|(?<![\\w."])"?${escape(column)}"?)`;
+  // Prisma's "schema"."table"."column", a bare column, or one qualified by a table alias (m.conversation_id).
+  const col = `(?:"[\\w$]+"\\."${escape(table)}"\\."${escape(column)}"|(?<![\\w."])(?:\\w+\\.)?"?${escape(column)}"?)`;
   for (const match of segment.matchAll(new RegExp(`${col}\\s*=\\s*${PARAM}`, 'g'))) {
+    if (isConjunct(text, start, end, start + match.index!)) return null;
+  }
+  // Correlated on the distribution column of another (co-located) reference,
+  // itself pinned: `x.conversation_id = m.conversation_id` in a subquery on
+  // messages m WHERE m.conversation_id = $1. Citus routes the whole statement
+  // to that one shard (a co-located join on the distribution column).
+  for (const match of segment.matchAll(new RegExp(`${col}\\s*=\\s*"?\\w+"?\\."?${escape(column)}"?`, 'g'))) {
     if (isConjunct(text, start, end, start + match.index!)) return null;
   }
   if (new RegExp(`${col}\\s+IN\\s*\\(|${col}\\s*=\\s*ANY\\s*\\(`).test(segment)) return `${column} IN (list)`;

@@ -18,6 +18,8 @@ export type Conversation = {
   createdAt: Scalars['DateTime']['output'];
   id: Scalars['ID']['output'];
   kind: ConversationKind;
+  /** Number of the newest event of its log (eventsSince, `events`); 0 when nothing happened yet. Event numbers are 1, 2, 3, … without gaps. */
+  lastEventSeq: Scalars['Int']['output'];
   lastMessage?: Maybe<Message>;
   lastMessageAt?: Maybe<Scalars['DateTime']['output']>;
   /** The viewer's read position (see markRead). */
@@ -59,9 +61,14 @@ export type ConversationEdge = {
   node: Conversation;
 };
 
+/** One event of a conversation log. */
+export type ConversationEvent = ConversationRenamed | MemberEvent | MessageEvent | ReadReceipt;
+
 /** The viewer was added to a conversation (or started it), or, with `announce`, a conversation the subscription was not given a cursor for. Its messages after `afterSeq` follow on the same subscription. */
 export type ConversationJoined = {
   __typename?: 'ConversationJoined';
+  /** The same in the event log: on `events`, every event with a greater number follows. Earlier ones: `eventsSince`. */
+  afterEventSeq: Scalars['Int']['output'];
   /** Exactly where this subscription starts the conversation: every message with a greater seq follows on it. Earlier ones are history (`messages`, `messagesSince`). Use this, not conversation.lastSeq, as the cursor. */
   afterSeq: Scalars['Int']['output'];
   /** Null if the viewer has already left again. */
@@ -82,11 +89,58 @@ export type ConversationLeft = {
   reason: DepartureReason;
 };
 
+/** A group got a new title. */
+export type ConversationRenamed = {
+  __typename?: 'ConversationRenamed';
+  /** Compacted: this stands for every change of it up to eventSeq (catch-up or a repaired gap); `action` is the last one known. */
+  catchUp: Scalars['Boolean']['output'];
+  conversationId: Scalars['ID']['output'];
+  eventSeq: Scalars['Int']['output'];
+  title: Scalars['String']['output'];
+};
+
 export type DepartureReason =
   /** The viewer left. */
   | 'LEFT'
   /** The owner removed the viewer. */
   | 'REMOVED';
+
+/** What happened. MessageEvent: SENT … THREAD_REPLIED; MemberEvent: JOINED, LEFT, REMOVED. */
+export type EventAction =
+  /** The message is a tombstone now. */
+  | 'DELETED'
+  | 'EDITED'
+  | 'JOINED'
+  | 'LEFT'
+  | 'REACTION_ADDED'
+  | 'REACTION_REMOVED'
+  | 'REMOVED'
+  | 'SENT'
+  /** A reply in its thread changed its reply count and last reply. */
+  | 'THREAD_REPLIED';
+
+/** Where a client stands in one conversation log: the highest event number it has applied. */
+export type EventCursor = {
+  afterEventSeq: Scalars['Int']['input'];
+  conversationId: Scalars['ID']['input'];
+};
+
+/** What the `events` subscription carries: the events of every conversation of the viewer, and the viewer's joins and departures. */
+export type EventStreamItem = ConversationJoined | ConversationLeft | ConversationRenamed | MemberEvent | MessageEvent | ReadReceipt;
+
+/** A page of compacted catch-up of a conversation log. */
+export type EventsSince = {
+  __typename?: 'EventsSince';
+  conversationId: Scalars['ID']['output'];
+  /** Ascending by eventSeq. Each changed message once in its current state (deleted ones as tombstones, reactions as counts), each member who joined or left, each member's latest read position, the latest title. */
+  events: Array<ConversationEvent>;
+  /** Ask again with afterEventSeq = nextAfterEventSeq. */
+  hasMore: Scalars['Boolean']['output'];
+  /** The conversation's newest event when this page was read. */
+  lastEventSeq: Scalars['Int']['output'];
+  /** Everything up to here is in this page or before it: the cursor to continue from. */
+  nextAfterEventSeq: Scalars['Int']['output'];
+};
 
 export type InboxEvent = ConversationJoined | ConversationLeft | Message;
 
@@ -111,22 +165,76 @@ export type MemberEdge = {
   node: Member;
 };
 
+/** Someone joined, left or was removed. */
+export type MemberEvent = {
+  __typename?: 'MemberEvent';
+  action: EventAction;
+  /** Compacted: this stands for every change of it up to eventSeq (catch-up or a repaired gap); `action` is the last one known. */
+  catchUp: Scalars['Boolean']['output'];
+  conversationId: Scalars['ID']['output'];
+  eventSeq: Scalars['Int']['output'];
+  /** When the owner left: who owns the group now. */
+  newOwner?: Maybe<User>;
+  /** For JOINED: their role now. */
+  role?: Maybe<MemberRole>;
+  user: User;
+};
+
 export type MemberRole =
   | 'MEMBER'
   /** May remove members. A group has one while it has members. */
   | 'OWNER';
 
-/** A stored message. Within a conversation, seqs are 1, 2, 3, … in send order, without gaps. */
+/** A message in its current state. Within a conversation, seqs are 1, 2, 3, … in send order, without gaps (thread replies included). A deleted message stays as a tombstone: same seq and sender, empty body, no reactions. */
 export type Message = {
   __typename?: 'Message';
+  /** The text; '' once deleted. */
   body: Scalars['String']['output'];
   /** The id the sender chose; a retry with the same id returns this message instead of storing another. */
   clientMessageId: Scalars['String']['output'];
   conversationId: Scalars['ID']['output'];
   createdAt: Scalars['DateTime']['output'];
+  deleted: Scalars['Boolean']['output'];
+  /** When it was deleted: its content is gone from storage. */
+  deletedAt?: Maybe<Scalars['DateTime']['output']>;
+  /** When the sender last edited it; earlier versions are not kept. */
+  editedAt?: Maybe<Scalars['DateTime']['output']>;
+  /** The event of the conversation log that last changed this message. */
+  eventSeq: Scalars['Int']['output'];
   id: Scalars['ID']['output'];
+  /** Each reaction with its count, in the order they first appeared (at most 20 different ones). */
+  reactions: Array<ReactionCount>;
+  /** The message this one replies to, in its current state (a tombstone if it was deleted). */
+  replyTo?: Maybe<Message>;
+  /** The message this one replies to (quotes). */
+  replyToSeq?: Maybe<Scalars['Int']['output']>;
   sender: User;
+  /** Its place in the conversation: the display order. */
   seq: Scalars['Int']['output'];
+  /** On a thread root: its newest reply (the thread's history: messages(threadRootSeq:)). */
+  threadLastReply?: Maybe<Message>;
+  threadLastReplySeq?: Maybe<Scalars['Int']['output']>;
+  /** On a thread root: how many replies it has. */
+  threadReplyCount: Scalars['Int']['output'];
+  /** Set on a thread reply: the seq of its thread's root. */
+  threadRootSeq?: Maybe<Scalars['Int']['output']>;
+};
+
+/** A message was sent, edited, deleted or reacted to: `message` is its state after this event. */
+export type MessageEvent = {
+  __typename?: 'MessageEvent';
+  action: EventAction;
+  /** Who did it (live events). */
+  actor?: Maybe<User>;
+  /** Compacted: this stands for every change of it up to eventSeq (catch-up or a repaired gap); `action` is the last one known. */
+  catchUp: Scalars['Boolean']['output'];
+  conversationId: Scalars['ID']['output'];
+  eventSeq: Scalars['Int']['output'];
+  message: Message;
+  /** For REACTION_ADDED / REACTION_REMOVED: which one. */
+  reaction?: Maybe<Scalars['String']['output']>;
+  /** For a thread reply: its thread's root, with the new reply count and last reply. */
+  threadRoot?: Maybe<Message>;
 };
 
 /** A page of history, paging backwards. */
@@ -138,14 +246,14 @@ export type MessageHistory = {
   messages: Array<Message>;
 };
 
-/** A page of offline catch-up. */
+/** A page of offline catch-up of messages. */
 export type MessagesSince = {
   __typename?: 'MessagesSince';
   /** More follow: ask again with afterSeq = nextAfterSeq. */
   hasMore: Scalars['Boolean']['output'];
   /** The conversation's newest seq when this page was read. */
   lastSeq: Scalars['Int']['output'];
-  /** Ascending by seq. */
+  /** Ascending by seq, each in its current state. */
   messages: Array<Message>;
   /** The highest seq returned (or afterSeq if none). */
   nextAfterSeq: Scalars['Int']['output'];
@@ -155,15 +263,25 @@ export type Mutation = {
   __typename?: 'Mutation';
   /** Adds users to a group (any member may). Users already in it are ignored. */
   addMembers?: Maybe<Conversation>;
+  /** Adds the viewer's reaction to a message (members only): one emoji (one grapheme) or a short name of a-z, 0-9, _, +, - (up to 32). A message carries at most 20 different reactions. Adding one the viewer already has changes nothing. */
+  addReaction?: Maybe<Message>;
   /** A new group owned by the viewer, with these members (at most 1000 per call). */
   createGroup?: Maybe<Conversation>;
+  /** Deletes a message: its sender may, and a group's owner may delete any. Its body and reactions are removed from storage; a tombstone keeps its seq. Deleting again changes nothing. */
+  deleteMessage?: Maybe<Message>;
+  /** The sender replaces a message's body (editedAt is set; earlier versions are not kept). FORBIDDEN for anyone else; BAD_USER_INPUT for a deleted message. */
+  editMessage?: Maybe<Message>;
   /** The viewer leaves a group. Returns its id. */
   leaveConversation?: Maybe<Scalars['ID']['output']>;
-  /** Moves the viewer's read position forward to `seq` (never backward). */
+  /** Moves the viewer's read position forward to `seq` (never backward): a read receipt the other members see live (ReadReceipt on `events`). Moving it to where it is changes nothing. */
   markRead?: Maybe<Conversation>;
   /** Removes someone from a group (the owner only). Their live subscriptions stop at once. */
   removeMember?: Maybe<Conversation>;
-  /** Stores a message and delivers it to the members. Idempotent per (sender, clientMessageId): a retry returns the stored message. */
+  /** Removes the viewer's reaction from a message; removing one the viewer does not have changes nothing. */
+  removeReaction?: Maybe<Message>;
+  /** Gives a group a new title (any member may): one event of its log, ConversationRenamed. */
+  renameConversation?: Maybe<Conversation>;
+  /** Stores a message and delivers it to the members. Idempotent per (sender, clientMessageId): a retry returns the stored message. With replyToSeq it quotes another message of the conversation; with threadRootSeq it is a reply in that message's thread. */
   sendMessage?: Maybe<Message>;
   /** Tells the other members that the viewer is typing (or stopped). Call it as often as you like while typing: renewals are coalesced; an indicator lasts 6 s unless renewed. Too many calls get RATE_LIMITED. */
   setTyping?: Maybe<Scalars['Boolean']['output']>;
@@ -178,9 +296,29 @@ export type MutationAddMembersArgs = {
 };
 
 
+export type MutationAddReactionArgs = {
+  conversationId: Scalars['ID']['input'];
+  reaction: Scalars['String']['input'];
+  seq: Scalars['Int']['input'];
+};
+
+
 export type MutationCreateGroupArgs = {
   memberIds: Array<Scalars['ID']['input']>;
   title: Scalars['String']['input'];
+};
+
+
+export type MutationDeleteMessageArgs = {
+  conversationId: Scalars['ID']['input'];
+  seq: Scalars['Int']['input'];
+};
+
+
+export type MutationEditMessageArgs = {
+  body: Scalars['String']['input'];
+  conversationId: Scalars['ID']['input'];
+  seq: Scalars['Int']['input'];
 };
 
 
@@ -201,10 +339,25 @@ export type MutationRemoveMemberArgs = {
 };
 
 
+export type MutationRemoveReactionArgs = {
+  conversationId: Scalars['ID']['input'];
+  reaction: Scalars['String']['input'];
+  seq: Scalars['Int']['input'];
+};
+
+
+export type MutationRenameConversationArgs = {
+  conversationId: Scalars['ID']['input'];
+  title: Scalars['String']['input'];
+};
+
+
 export type MutationSendMessageArgs = {
   body: Scalars['String']['input'];
   clientMessageId: Scalars['String']['input'];
   conversationId: Scalars['ID']['input'];
+  replyToSeq?: InputMaybe<Scalars['Int']['input']>;
+  threadRootSeq?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -237,9 +390,11 @@ export type Query = {
   conversation: Conversation;
   /** The viewer's conversations, most recently active first. */
   conversations: ConversationConnection;
-  /** History, newest first in paging order (each page is ascending by seq). */
+  /** Offline catch-up of everything that changed in a conversation after `afterEventSeq`, compacted: a message edited 50 times arrives once. Pages never split an event; continue with nextAfterEventSeq, then subscribe to `events` from the same cursor. */
+  eventsSince: EventsSince;
+  /** History, newest first in paging order (each page is ascending by seq): the whole timeline, or one thread's replies. */
   messages: MessageHistory;
-  /** Offline catch-up: messages after `afterSeq`, ascending, paged. */
+  /** Offline catch-up of messages: those after `afterSeq`, ascending, paged, each in its current state. To learn of edits, deletions and reactions too, use eventsSince. */
   messagesSince: MessagesSince;
   user: User;
   /** The user the bearer token names. */
@@ -258,10 +413,18 @@ export type QueryConversationsArgs = {
 };
 
 
+export type QueryEventsSinceArgs = {
+  afterEventSeq: Scalars['Int']['input'];
+  conversationId: Scalars['ID']['input'];
+  first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
 export type QueryMessagesArgs = {
   before?: InputMaybe<Scalars['Int']['input']>;
   conversationId: Scalars['ID']['input'];
   last?: InputMaybe<Scalars['Int']['input']>;
+  threadRootSeq?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -276,16 +439,45 @@ export type QueryUserArgs = {
   id: Scalars['ID']['input'];
 };
 
+/** One reaction on a message and how many members reacted with it. */
+export type ReactionCount = {
+  __typename?: 'ReactionCount';
+  count: Scalars['Int']['output'];
+  /** Whether the viewer is among them. Depends on who asks: a live payload selecting it is rendered for each subscriber (one read each), not shared; the SDK tracks its user's own reactions instead. */
+  reactedByViewer: Scalars['Boolean']['output'];
+  /** One emoji, or a short name (a-z, 0-9, _, +, -). */
+  reaction: Scalars['String']['output'];
+};
+
+/** A member's read position moved: everything up to lastReadSeq is read. (A member's own message moves it too, within that message's event.) */
+export type ReadReceipt = {
+  __typename?: 'ReadReceipt';
+  /** Compacted: this stands for every change of it up to eventSeq (catch-up or a repaired gap); `action` is the last one known. */
+  catchUp: Scalars['Boolean']['output'];
+  conversationId: Scalars['ID']['output'];
+  eventSeq: Scalars['Int']['output'];
+  lastReadSeq: Scalars['Int']['output'];
+  user: User;
+};
+
 export type Subscription = {
   __typename?: 'Subscription';
+  /** Every conversation of the viewer's event logs on one subscription, each conversation's events once and in order. Conversations with a cursor first catch up after it (compacted, as eventsSince), then continue live without a gap; the rest start live. Joins and departures of the viewer arrive as ConversationJoined (with afterEventSeq) and ConversationLeft. */
+  events: EventStreamItem;
   /** Everything for the viewer on one subscription: messages of all their conversations (each conversation's seqs exactly once, in order), including conversations joined later, and membership changes. Conversations with a cursor resume after it; the rest start live. Cursors of conversations the viewer is no longer in are ignored. */
   inbox: InboxEvent;
-  /** Messages of one conversation, each seq exactly once and in order. With afterSeq, first replays what is stored after it, then continues live without a gap. Ends with FORBIDDEN if the viewer leaves or is removed. */
+  /** Messages of one conversation, each seq exactly once and in order. With afterSeq, first replays what is stored after it, then continues live without a gap. Ends with FORBIDDEN if the viewer leaves or is removed. (Edits, deletions and reactions arrive on `events`.) */
   messageAdded: Message;
   /** Online/offline changes of a conversation's members (up to 1000 members), or, without conversationId, of the viewer's contacts (the other people in their direct conversations). Starts with the current state of each. */
   presence: PresenceEvent;
   /** Typing indicators of one conversation (not the viewer's own). Ends with FORBIDDEN if the viewer leaves it. */
   typing: TypingEvent;
+};
+
+
+export type SubscriptionEventsArgs = {
+  announce?: InputMaybe<Scalars['Boolean']['input']>;
+  cursors?: InputMaybe<Array<EventCursor>>;
 };
 
 

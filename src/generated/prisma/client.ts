@@ -68,3 +68,13 @@ export type UserConversation = Prisma.UserConversationModel
  * Distributed by conversation_id, co-located with conversations.
  */
 export type Message = Prisma.MessageModel
+/**
+ * Model MessageReaction
+ * Distributed by conversation_id, co-located with conversations.
+ */
+export type MessageReaction = Prisma.MessageReactionModel
+/**
+ * Model ConversationDeparture
+ * Distributed by conversation_id, co-located with conversations: a member who left or was removed, until they join again.
+ */
+export type ConversationDeparture = Prisma.ConversationDepartureModel

@@ -1,4 +1,4 @@
-import type { DepartureReason, MessageRecord, UserRecord } from '../../chat/records.js';
+import type { ConversationEventRecord, DepartureReason, MessageRecord, UserRecord } from '../../chat/records.js';
 
 /**
  * Everything that crosses the broker between instances. Messages travel whole
@@ -6,10 +6,16 @@ import type { DepartureReason, MessageRecord, UserRecord } from '../../chat/reco
  * deliver them. See docs/architecture.md, "Broker".
  */
 export type BusEvent =
-  /** `at`: when it was published (ms since epoch), for the pub/sub lag metric. */
-  | { type: 'message'; message: MessageRecord; at?: number }
-  /** `userId` joined; they receive messages after `lastSeq`. */
-  | { type: 'joined'; conversationId: string; userId: string; lastSeq: number; memberCount: number }
+  /**
+   * A message was sent (it is also event SENT of the log; `threadRoot` is its
+   * thread's root in its new state). `at`: when it was published (ms since
+   * epoch), for the pub/sub lag metric.
+   */
+  | { type: 'message'; message: MessageRecord; threadRoot?: MessageRecord | null; at?: number }
+  /** Any other event of a conversation's log. */
+  | { type: 'event'; event: ConversationEventRecord }
+  /** `userId` joined; they receive messages after `lastSeq` and events after `lastEventSeq`. */
+  | { type: 'joined'; conversationId: string; userId: string; lastSeq: number; lastEventSeq: number; memberCount: number }
   | { type: 'left'; conversationId: string; userId: string; reason: DepartureReason; memberCount: number }
   /** The member count changed across the fan-out threshold: switch channel. */
   | { type: 'resized'; conversationId: string; memberCount: number }
@@ -55,8 +61,21 @@ export function encodeEvent(event: BusEvent): string {
 /** Parses an event once per process; message dates come back as Dates. */
 export function decodeEvent(raw: string): BusEvent {
   const event = JSON.parse(raw) as BusEvent;
-  if (event.type === 'message') event.message.createdAt = new Date(event.message.createdAt as unknown as string);
+  if (event.type === 'message') {
+    reviveMessage(event.message);
+    if (event.threadRoot) reviveMessage(event.threadRoot);
+  } else if (event.type === 'event' && event.event.kind === 'message') {
+    reviveMessage(event.event.message);
+    if (event.event.threadRoot) reviveMessage(event.event.threadRoot);
+  }
   return event;
+}
+
+/** JSON has no dates: a message's come back as strings. */
+function reviveMessage(message: MessageRecord): void {
+  message.createdAt = new Date(message.createdAt as unknown as string);
+  if (message.editedAt) message.editedAt = new Date(message.editedAt as unknown as string);
+  if (message.deletedAt) message.deletedAt = new Date(message.deletedAt as unknown as string);
 }
 
 /** What the realtime layer reports for metrics; every method is cheap. */

@@ -2,6 +2,7 @@ import type { StreamStart } from '../../chat/streams.js';
 import type { Context } from '../../context.js';
 import type { BusEvent } from '../broker/broker.js';
 import type { ConversationFeed, FeedMember } from '../feed.js';
+import type { FeedKind } from '../hub.js';
 import { LiveStream } from './live-stream.js';
 
 /** Root values of the inbox subscription besides messages. */
@@ -10,6 +11,8 @@ export interface ConversationJoinedEvent {
   conversationId: string;
   /** Exactly where this subscription starts the conversation: messages with greater seqs follow. */
   afterSeq: number;
+  /** The same in the event log: events with greater numbers follow. */
+  afterEventSeq: number;
 }
 export interface ConversationLeftEvent {
   kind: 'ConversationLeft';
@@ -17,22 +20,33 @@ export interface ConversationLeftEvent {
   reason: 'LEFT' | 'REMOVED';
 }
 
+type Attached = { feed: ConversationFeed<unknown>; member: FeedMember<unknown> };
+
 /**
- * `inbox(cursors)`: every conversation of the viewer on one subscription,
- * including conversations joined after it started. Membership changes are
- * events of their own (ConversationJoined / ConversationLeft), applied one
- * at a time in arrival order, each before anything that follows it.
+ * Every conversation of the viewer on one subscription, including
+ * conversations joined after it started, from per-conversation cursors:
+ * `inbox` follows their messages (cursors are message seqs), `events` their
+ * event logs (cursors are event numbers). Membership changes are events of
+ * their own (ConversationJoined / ConversationLeft), applied one at a time in
+ * arrival order, each before anything that follows it.
  */
 export class InboxStream extends LiveStream {
-  private readonly attached = new Map<string, { feed: ConversationFeed; member: FeedMember }>();
+  private readonly attached = new Map<string, Attached>();
   /** Feed members waiting for `activate` (attached while starting). */
-  private waiting: { feed: ConversationFeed; member: FeedMember }[] | undefined = [];
+  private waiting: Attached[] | undefined = [];
   /** Membership changes are applied one at a time, in arrival order. */
   private changes: Promise<void> = Promise.resolve();
   private loadInbox: (() => Promise<StreamStart[]>) | undefined;
+  private readonly kind: FeedKind;
 
-  constructor(context: Context) {
-    super(context, 'inbox');
+  constructor(context: Context, field: 'inbox' | 'events') {
+    super(context, field);
+    this.kind = field === 'inbox' ? 'messages' : 'events';
+  }
+
+  /** Where a conversation stands in this stream's sequence. */
+  private positionOf(entry: { lastSeq: number; lastEventSeq: number }): number {
+    return this.kind === 'messages' ? entry.lastSeq : entry.lastEventSeq;
   }
 
   /**
@@ -52,10 +66,10 @@ export class InboxStream extends LiveStream {
         const inbox = await loadInbox();
         if (announce) {
           for (const entry of inbox) {
-            if (!cursors.has(entry.conversationId)) await this.announceJoined(entry.conversationId, entry.lastSeq);
+            if (!cursors.has(entry.conversationId)) await this.announceJoined(entry);
           }
         }
-        await this.attachFeeds(inbox, (entry) => Math.min(cursors.get(entry.conversationId) ?? entry.lastSeq, entry.lastSeq));
+        await this.attachFeeds(inbox, (entry) => Math.min(cursors.get(entry.conversationId) ?? this.positionOf(entry), this.positionOf(entry)));
       });
       this.changes = first.catch(() => {});
       await first;
@@ -75,14 +89,14 @@ export class InboxStream extends LiveStream {
   private async attachFeeds(entries: StreamStart[], cursorOf: (entry: StreamStart) => number): Promise<void> {
     const fresh = entries.filter((entry) => !this.attached.has(entry.conversationId));
     if (fresh.length === 0 || this.closed) return;
-    const feeds = await this.deps.hub.acquire(fresh.map((e) => ({ id: e.conversationId, memberCount: e.memberCount })));
+    const feeds = (await this.deps.hub.acquire(this.kind, fresh.map((e) => ({ id: e.conversationId, memberCount: e.memberCount })))) as ConversationFeed<unknown>[];
     fresh.forEach((entry, index) => {
       const feed = feeds[index]!;
       if (this.closed || this.attached.has(entry.conversationId)) {
-        this.deps.hub.release(feed);
+        this.deps.hub.release(this.kind, feed as never);
         return;
       }
-      const member: FeedMember = { cursor: cursorOf(entry), sink: this };
+      const member: FeedMember<unknown> = { cursor: cursorOf(entry), sink: this };
       this.attached.set(entry.conversationId, { feed, member });
       if (this.waiting) this.waiting.push({ feed, member });
       else this.follow(feed, member);
@@ -94,12 +108,17 @@ export class InboxStream extends LiveStream {
     if (!entry) return false;
     this.attached.delete(conversationId);
     entry.feed.leave(entry.member);
-    this.deps.hub.release(entry.feed);
+    this.deps.hub.release(this.kind, entry.feed as never);
     return true;
   }
 
-  private announceJoined(conversationId: string, afterSeq: number): void | Promise<void> {
-    return this.emit({ kind: 'ConversationJoined', conversationId, afterSeq } satisfies ConversationJoinedEvent);
+  private announceJoined(entry: { conversationId: string; lastSeq: number; lastEventSeq: number }): void | Promise<void> {
+    return this.emit({
+      kind: 'ConversationJoined',
+      conversationId: entry.conversationId,
+      afterSeq: entry.lastSeq,
+      afterEventSeq: entry.lastEventSeq,
+    } satisfies ConversationJoinedEvent);
   }
 
   private serially(work: () => Promise<void>): void {
@@ -110,8 +129,9 @@ export class InboxStream extends LiveStream {
     this.serially(async () => {
       if (this.closed || this.attached.has(event.conversationId)) return;
       // Tell the client first, so the conversation exists for it before its first message.
-      await this.announceJoined(event.conversationId, event.lastSeq);
-      await this.attachFeeds([{ conversationId: event.conversationId, memberCount: event.memberCount, lastSeq: event.lastSeq }], () => event.lastSeq);
+      const entry = { conversationId: event.conversationId, memberCount: event.memberCount, lastSeq: event.lastSeq, lastEventSeq: event.lastEventSeq };
+      await this.announceJoined(entry);
+      await this.attachFeeds([entry], () => this.positionOf(entry));
     });
   }
 
@@ -134,8 +154,8 @@ export class InboxStream extends LiveStream {
         }
       }
       const joined = inbox.filter((entry) => !this.attached.has(entry.conversationId));
-      for (const entry of joined) await this.announceJoined(entry.conversationId, entry.lastSeq);
-      await this.attachFeeds(joined, (entry) => entry.lastSeq);
+      for (const entry of joined) await this.announceJoined(entry);
+      await this.attachFeeds(joined, (entry) => this.positionOf(entry));
     });
   }
 

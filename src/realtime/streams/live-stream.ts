@@ -1,6 +1,5 @@
 import type { GraphQLError } from 'graphql';
 import type { Viewer } from '../../auth.js';
-import type { MessageRecord } from '../../chat/records.js';
 import { requireViewer, type Context } from '../../context.js';
 import { forbidden, maskError } from '../../errors.js';
 import type { BusEvent, RealtimeObserver } from '../broker/broker.js';
@@ -43,7 +42,7 @@ const MAX_QUEUED_EVENTS = 10_000;
  * Subclasses say what to follow (`start`, `activate`) and react to the
  * viewer's membership changes; the base class owns the lifecycle.
  */
-export abstract class LiveStream implements AsyncIterableIterator<unknown>, MembershipListener, FeedSink {
+export abstract class LiveStream implements AsyncIterableIterator<unknown>, MembershipListener, FeedSink<unknown> {
   protected readonly viewer: Viewer;
   protected readonly deps: StreamDeps;
   private sink: Sink | undefined;
@@ -95,16 +94,16 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
     return this.sink?.renderer?.key ?? null;
   }
 
-  render(message: MessageRecord): string | Promise<string> {
-    return this.sink!.renderer!.render(message);
+  render(item: unknown): string | Promise<string> {
+    return this.sink!.renderer!.render(item);
   }
 
-  deliver(message: MessageRecord, payload: string | undefined): void {
-    this.emit(message, payload);
+  deliver(item: unknown, payload: string | undefined): void {
+    this.emit(item, payload);
   }
 
   /** Joins a feed member in the background; a failed catch-up ends the stream (the client resumes). */
-  protected follow(feed: ConversationFeed, member: FeedMember): void {
+  protected follow<T>(feed: ConversationFeed<T>, member: FeedMember<T>): void {
     feed.join(member).catch((error) => {
       this.deps.onError(error, 'catch up');
       this.end(maskError(error));
@@ -148,23 +147,26 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
     this.teardown();
   }
 
-  // ---- Iterator mode (any transport that does not attach a sink).
+  // ---- Iterator mode (any transport that does not attach a sink). Created
+  // on first use only: fast-lane streams, the many, pay nothing for it.
 
-  private readonly iteratorSink: Sink = {
-    renderer: null,
-    next: (event) => {
-      if (this.waiter) {
-        const { resolve } = this.waiter;
-        this.waiter = undefined;
-        resolve({ value: event, done: false });
-        return;
-      }
-      const queue = (this.queue ??= []);
-      queue.push(event);
-      if (queue.length > MAX_QUEUED_EVENTS) this.end(maskError(new Error('Slow consumer')));
-    },
-    end: () => this.wake(),
-  };
+  private iteratorSink(): Sink {
+    return {
+      renderer: null,
+      next: (event) => {
+        if (this.waiter) {
+          const { resolve } = this.waiter;
+          this.waiter = undefined;
+          resolve({ value: event, done: false });
+          return;
+        }
+        const queue = (this.queue ??= []);
+        queue.push(event);
+        if (queue.length > MAX_QUEUED_EVENTS) this.end(maskError(new Error('Slow consumer')));
+      },
+      end: () => this.wake(),
+    };
+  }
 
   private wake(): void {
     if (!this.waiter) return;
@@ -177,7 +179,7 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
   }
 
   next(): Promise<IteratorResult<unknown>> {
-    if (!this.sink && !this.done) this.attach(this.iteratorSink);
+    if (!this.sink && !this.done) this.attach(this.iteratorSink());
     const queued = this.queue?.shift();
     if (queued !== undefined) return Promise.resolve({ value: queued, done: false });
     if (this.done) {
@@ -188,6 +190,11 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
     });
+  }
+
+  /** The transport's handle on a running subscription: the client ended it. */
+  cancel(): void {
+    void this.return();
   }
 
   /** The client ended it (or the transport went away): no end message is sent. */

@@ -1,3 +1,4 @@
+import type { MessageRecord } from '../../chat/records.js';
 import type { StreamStart } from '../../chat/streams.js';
 import type { Context } from '../../context.js';
 import type { ConversationFeed, FeedMember } from '../feed.js';
@@ -5,8 +6,8 @@ import { ConversationScopedStream } from './live-stream.js';
 
 /** `messageAdded(conversationId, afterSeq)`: one conversation's messages, resumable from a cursor. */
 export class MessageStream extends ConversationScopedStream {
-  private feed: ConversationFeed | undefined;
-  private member: FeedMember | undefined;
+  private feed: ConversationFeed<MessageRecord> | undefined;
+  private member: FeedMember<MessageRecord> | undefined;
 
   constructor(context: Context) {
     super(context, 'messageAdded');
@@ -23,7 +24,7 @@ export class MessageStream extends ConversationScopedStream {
     try {
       await this.deps.hub.attachUser(this.viewer.id, this);
       const start = await authorize();
-      const [feed] = await this.deps.hub.acquire([{ id: start.conversationId, memberCount: start.memberCount }]);
+      const [feed] = await this.deps.hub.acquire('messages', [{ id: start.conversationId, memberCount: start.memberCount }]);
       this.feed = feed!;
       this.member = { cursor: start.cursor, sink: this };
     } catch (error) {
@@ -42,7 +43,7 @@ export class MessageStream extends ConversationScopedStream {
   protected teardown(): void {
     if (this.member && this.feed) this.feed.leave(this.member);
     if (this.feed) {
-      this.deps.hub.release(this.feed);
+      this.deps.hub.release('messages', this.feed);
       this.feed = undefined;
     }
     this.deps.hub.detachUser(this.viewer.id, this);

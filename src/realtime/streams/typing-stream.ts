@@ -1,5 +1,5 @@
 import type { StreamStart } from '../../chat/streams.js';
-import type { UserRecord } from '../../chat/records.js';
+import type { MessageRecord, UserRecord } from '../../chat/records.js';
 import type { Context } from '../../context.js';
 import type { BusEvent } from '../broker/broker.js';
 import type { ConversationFeed } from '../feed.js';
@@ -17,7 +17,7 @@ export interface TypingEvent {
 
 /** `typing(conversationId)`: who is typing in one conversation, except the viewer. Ephemeral: a lost event is not repaired. */
 export class TypingStream extends ConversationScopedStream implements TypingListener {
-  private feed: ConversationFeed | undefined;
+  private feed: ConversationFeed<MessageRecord> | undefined;
   private stopWatching: (() => void) | undefined;
 
   constructor(context: Context) {
@@ -33,7 +33,7 @@ export class TypingStream extends ConversationScopedStream implements TypingList
       // conversation channel (large ones).
       await this.deps.hub.attachUser(this.viewer.id, this);
       const start = await authorize();
-      [this.feed] = await this.deps.hub.acquire([{ id: start.conversationId, memberCount: start.memberCount }]);
+      [this.feed] = await this.deps.hub.acquire('messages', [{ id: start.conversationId, memberCount: start.memberCount }]);
     } catch (error) {
       void this.return();
       throw error;
@@ -62,7 +62,7 @@ export class TypingStream extends ConversationScopedStream implements TypingList
     this.stopWatching?.();
     this.stopWatching = undefined;
     if (this.feed) {
-      this.deps.hub.release(this.feed);
+      this.deps.hub.release('messages', this.feed);
       this.feed = undefined;
     }
     this.deps.hub.detachUser(this.viewer.id, this);

@@ -145,7 +145,7 @@ class SocketSink extends RenderingSink {
     context: Context,
     private readonly protocol: ProtocolOptions,
   ) {
-    super(renderer, context, protocol.renderers, protocol.observer, protocol.onError);
+    super(renderer, context, protocol);
     this.prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
   }
 

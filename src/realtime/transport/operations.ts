@@ -80,7 +80,7 @@ export class Operations {
     }
     if (source instanceof LiveStream) {
       source.attach(makeSink(this.options.renderers.for(operation.document, operation.operationName, operation.variables)));
-      return { cancel: () => void source.return() };
+      return source; // its own handle: no per-subscription wrapper (memory per subscription is a product target)
     }
     if (!(Symbol.asyncIterator in source)) return this.mask(source as ExecutionResult);
     return this.iterate(source as AsyncIterable<unknown>, makeSink(this.options.renderers.unshared(operation)));

@@ -24,6 +24,13 @@ export interface Sink {
   end(error: GraphQLError | undefined): void;
 }
 
+/** What every sink of a transport shares (one object per transport, not per subscription). */
+export interface SinkServices {
+  renderers: Renderers;
+  observer: RealtimeObserver;
+  onError: (error: unknown, what: string) => void;
+}
+
 /**
  * A sink that renders events to GraphQL result JSON and writes them to a
  * connection, keeping their order even when some render asynchronously
@@ -36,9 +43,7 @@ export abstract class RenderingSink implements Sink {
     readonly renderer: SharedRenderer,
     /** The subscriber's own context, for events that are not shared. */
     private readonly context: Context,
-    private readonly renderers: Renderers,
-    protected readonly observer: RealtimeObserver,
-    private readonly onError: (error: unknown, what: string) => void,
+    private readonly services: SinkServices,
   ) {}
 
   /** Writes one rendered payload (an ExecutionResult's JSON). */
@@ -59,14 +64,14 @@ export abstract class RenderingSink implements Sink {
 
   private deliver(event: unknown, payload: string | undefined): void | Promise<void> {
     if (payload !== undefined) return this.write(payload);
-    const rendered = this.renderers.render(this.renderer.operation, this.context, event);
+    const rendered = this.services.renderers.render(this.renderer.operation, this.context, event);
     if (typeof rendered === 'string') return this.write(rendered);
     return rendered.then((json) => this.write(json));
   }
 
   private chain(step: Promise<void>): Promise<void> {
     const tail: Promise<void> = step
-      .catch((error) => this.onError(error, 'deliver'))
+      .catch((error) => this.services.onError(error, 'deliver'))
       .then(() => {
         if (this.tail === tail) this.tail = undefined;
       });

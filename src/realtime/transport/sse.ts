@@ -96,7 +96,7 @@ class EventSink extends RenderingSink {
     renderer: SharedRenderer,
     context: Context,
   ) {
-    super(renderer, context, transport.renderers, transport.observer, transport.onError);
+    super(renderer, context, transport);
   }
 
   protected write(payload: string): void {

@@ -401,7 +401,9 @@ export const ModelName = {
   Conversation: 'Conversation',
   ConversationMember: 'ConversationMember',
   UserConversation: 'UserConversation',
-  Message: 'Message'
+  Message: 'Message',
+  MessageReaction: 'MessageReaction',
+  ConversationDeparture: 'ConversationDeparture'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -417,7 +419,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "user" | "conversation" | "conversationMember" | "userConversation" | "message"
+    modelProps: "user" | "conversation" | "conversationMember" | "userConversation" | "message" | "messageReaction" | "conversationDeparture"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -791,6 +793,154 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    MessageReaction: {
+      payload: Prisma.$MessageReactionPayload<ExtArgs>
+      fields: Prisma.MessageReactionFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.MessageReactionFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MessageReactionPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.MessageReactionFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MessageReactionPayload>
+        }
+        findFirst: {
+          args: Prisma.MessageReactionFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MessageReactionPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.MessageReactionFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MessageReactionPayload>
+        }
+        findMany: {
+          args: Prisma.MessageReactionFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MessageReactionPayload>[]
+        }
+        create: {
+          args: Prisma.MessageReactionCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MessageReactionPayload>
+        }
+        createMany: {
+          args: Prisma.MessageReactionCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.MessageReactionCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MessageReactionPayload>[]
+        }
+        delete: {
+          args: Prisma.MessageReactionDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MessageReactionPayload>
+        }
+        update: {
+          args: Prisma.MessageReactionUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MessageReactionPayload>
+        }
+        deleteMany: {
+          args: Prisma.MessageReactionDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.MessageReactionUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.MessageReactionUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MessageReactionPayload>[]
+        }
+        upsert: {
+          args: Prisma.MessageReactionUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MessageReactionPayload>
+        }
+        aggregate: {
+          args: Prisma.MessageReactionAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateMessageReaction>
+        }
+        groupBy: {
+          args: Prisma.MessageReactionGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.MessageReactionGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.MessageReactionCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.MessageReactionCountAggregateOutputType> | number
+        }
+      }
+    }
+    ConversationDeparture: {
+      payload: Prisma.$ConversationDeparturePayload<ExtArgs>
+      fields: Prisma.ConversationDepartureFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.ConversationDepartureFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConversationDeparturePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.ConversationDepartureFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConversationDeparturePayload>
+        }
+        findFirst: {
+          args: Prisma.ConversationDepartureFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConversationDeparturePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.ConversationDepartureFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConversationDeparturePayload>
+        }
+        findMany: {
+          args: Prisma.ConversationDepartureFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConversationDeparturePayload>[]
+        }
+        create: {
+          args: Prisma.ConversationDepartureCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConversationDeparturePayload>
+        }
+        createMany: {
+          args: Prisma.ConversationDepartureCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.ConversationDepartureCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConversationDeparturePayload>[]
+        }
+        delete: {
+          args: Prisma.ConversationDepartureDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConversationDeparturePayload>
+        }
+        update: {
+          args: Prisma.ConversationDepartureUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConversationDeparturePayload>
+        }
+        deleteMany: {
+          args: Prisma.ConversationDepartureDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.ConversationDepartureUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.ConversationDepartureUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConversationDeparturePayload>[]
+        }
+        upsert: {
+          args: Prisma.ConversationDepartureUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConversationDeparturePayload>
+        }
+        aggregate: {
+          args: Prisma.ConversationDepartureAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateConversationDeparture>
+        }
+        groupBy: {
+          args: Prisma.ConversationDepartureGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ConversationDepartureGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.ConversationDepartureCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ConversationDepartureCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -849,7 +999,9 @@ export const ConversationScalarFieldEnum = {
   memberCount: 'memberCount',
   createdAt: 'createdAt',
   lastMessageAt: 'lastMessageAt',
-  activeAt: 'activeAt'
+  activeAt: 'activeAt',
+  lastEventSeq: 'lastEventSeq',
+  titleEventSeq: 'titleEventSeq'
 } as const
 
 export type ConversationScalarFieldEnum = (typeof ConversationScalarFieldEnum)[keyof typeof ConversationScalarFieldEnum]
@@ -860,7 +1012,9 @@ export const ConversationMemberScalarFieldEnum = {
   userId: 'userId',
   role: 'role',
   joinedAt: 'joinedAt',
-  lastReadSeq: 'lastReadSeq'
+  lastReadSeq: 'lastReadSeq',
+  memberEventSeq: 'memberEventSeq',
+  readEventSeq: 'readEventSeq'
 } as const
 
 export type ConversationMemberScalarFieldEnum = (typeof ConversationMemberScalarFieldEnum)[keyof typeof ConversationMemberScalarFieldEnum]
@@ -882,10 +1036,40 @@ export const MessageScalarFieldEnum = {
   senderId: 'senderId',
   body: 'body',
   clientMessageId: 'clientMessageId',
-  createdAt: 'createdAt'
+  createdAt: 'createdAt',
+  eventSeq: 'eventSeq',
+  editedAt: 'editedAt',
+  deletedAt: 'deletedAt',
+  replyToSeq: 'replyToSeq',
+  threadRootSeq: 'threadRootSeq',
+  threadReplyCount: 'threadReplyCount',
+  threadLastReplySeq: 'threadLastReplySeq'
 } as const
 
 export type MessageScalarFieldEnum = (typeof MessageScalarFieldEnum)[keyof typeof MessageScalarFieldEnum]
+
+
+export const MessageReactionScalarFieldEnum = {
+  conversationId: 'conversationId',
+  messageSeq: 'messageSeq',
+  reaction: 'reaction',
+  userId: 'userId',
+  createdAt: 'createdAt'
+} as const
+
+export type MessageReactionScalarFieldEnum = (typeof MessageReactionScalarFieldEnum)[keyof typeof MessageReactionScalarFieldEnum]
+
+
+export const ConversationDepartureScalarFieldEnum = {
+  conversationId: 'conversationId',
+  userId: 'userId',
+  eventSeq: 'eventSeq',
+  reason: 'reason',
+  departedAt: 'departedAt',
+  newOwnerId: 'newOwnerId'
+} as const
+
+export type ConversationDepartureScalarFieldEnum = (typeof ConversationDepartureScalarFieldEnum)[keyof typeof ConversationDepartureScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -1157,6 +1341,8 @@ export type GlobalOmitConfig = {
   conversationMember?: Prisma.ConversationMemberOmit
   userConversation?: Prisma.UserConversationOmit
   message?: Prisma.MessageOmit
+  messageReaction?: Prisma.MessageReactionOmit
+  conversationDeparture?: Prisma.ConversationDepartureOmit
 }
 
 /* Types for Logging */

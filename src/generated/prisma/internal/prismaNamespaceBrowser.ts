@@ -55,7 +55,9 @@ export const ModelName = {
   Conversation: 'Conversation',
   ConversationMember: 'ConversationMember',
   UserConversation: 'UserConversation',
-  Message: 'Message'
+  Message: 'Message',
+  MessageReaction: 'MessageReaction',
+  ConversationDeparture: 'ConversationDeparture'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -93,7 +95,9 @@ export const ConversationScalarFieldEnum = {
   memberCount: 'memberCount',
   createdAt: 'createdAt',
   lastMessageAt: 'lastMessageAt',
-  activeAt: 'activeAt'
+  activeAt: 'activeAt',
+  lastEventSeq: 'lastEventSeq',
+  titleEventSeq: 'titleEventSeq'
 } as const
 
 export type ConversationScalarFieldEnum = (typeof ConversationScalarFieldEnum)[keyof typeof ConversationScalarFieldEnum]
@@ -104,7 +108,9 @@ export const ConversationMemberScalarFieldEnum = {
   userId: 'userId',
   role: 'role',
   joinedAt: 'joinedAt',
-  lastReadSeq: 'lastReadSeq'
+  lastReadSeq: 'lastReadSeq',
+  memberEventSeq: 'memberEventSeq',
+  readEventSeq: 'readEventSeq'
 } as const
 
 export type ConversationMemberScalarFieldEnum = (typeof ConversationMemberScalarFieldEnum)[keyof typeof ConversationMemberScalarFieldEnum]
@@ -126,10 +132,40 @@ export const MessageScalarFieldEnum = {
   senderId: 'senderId',
   body: 'body',
   clientMessageId: 'clientMessageId',
-  createdAt: 'createdAt'
+  createdAt: 'createdAt',
+  eventSeq: 'eventSeq',
+  editedAt: 'editedAt',
+  deletedAt: 'deletedAt',
+  replyToSeq: 'replyToSeq',
+  threadRootSeq: 'threadRootSeq',
+  threadReplyCount: 'threadReplyCount',
+  threadLastReplySeq: 'threadLastReplySeq'
 } as const
 
 export type MessageScalarFieldEnum = (typeof MessageScalarFieldEnum)[keyof typeof MessageScalarFieldEnum]
+
+
+export const MessageReactionScalarFieldEnum = {
+  conversationId: 'conversationId',
+  messageSeq: 'messageSeq',
+  reaction: 'reaction',
+  userId: 'userId',
+  createdAt: 'createdAt'
+} as const
+
+export type MessageReactionScalarFieldEnum = (typeof MessageReactionScalarFieldEnum)[keyof typeof MessageReactionScalarFieldEnum]
+
+
+export const ConversationDepartureScalarFieldEnum = {
+  conversationId: 'conversationId',
+  userId: 'userId',
+  eventSeq: 'eventSeq',
+  reason: 'reason',
+  departedAt: 'departedAt',
+  newOwnerId: 'newOwnerId'
+} as const
+
+export type ConversationDepartureScalarFieldEnum = (typeof ConversationDepartureScalarFieldEnum)[keyof typeof ConversationDepartureScalarFieldEnum]
 
 
 export const SortOrder = {

@@ -30,11 +30,15 @@ export type AggregateConversation = {
 export type ConversationAvgAggregateOutputType = {
   lastSeq: number | null
   memberCount: number | null
+  lastEventSeq: number | null
+  titleEventSeq: number | null
 }
 
 export type ConversationSumAggregateOutputType = {
   lastSeq: number | null
   memberCount: number | null
+  lastEventSeq: number | null
+  titleEventSeq: number | null
 }
 
 export type ConversationMinAggregateOutputType = {
@@ -46,6 +50,8 @@ export type ConversationMinAggregateOutputType = {
   createdAt: Date | null
   lastMessageAt: Date | null
   activeAt: Date | null
+  lastEventSeq: number | null
+  titleEventSeq: number | null
 }
 
 export type ConversationMaxAggregateOutputType = {
@@ -57,6 +63,8 @@ export type ConversationMaxAggregateOutputType = {
   createdAt: Date | null
   lastMessageAt: Date | null
   activeAt: Date | null
+  lastEventSeq: number | null
+  titleEventSeq: number | null
 }
 
 export type ConversationCountAggregateOutputType = {
@@ -68,6 +76,8 @@ export type ConversationCountAggregateOutputType = {
   createdAt: number
   lastMessageAt: number
   activeAt: number
+  lastEventSeq: number
+  titleEventSeq: number
   _all: number
 }
 
@@ -75,11 +85,15 @@ export type ConversationCountAggregateOutputType = {
 export type ConversationAvgAggregateInputType = {
   lastSeq?: true
   memberCount?: true
+  lastEventSeq?: true
+  titleEventSeq?: true
 }
 
 export type ConversationSumAggregateInputType = {
   lastSeq?: true
   memberCount?: true
+  lastEventSeq?: true
+  titleEventSeq?: true
 }
 
 export type ConversationMinAggregateInputType = {
@@ -91,6 +105,8 @@ export type ConversationMinAggregateInputType = {
   createdAt?: true
   lastMessageAt?: true
   activeAt?: true
+  lastEventSeq?: true
+  titleEventSeq?: true
 }
 
 export type ConversationMaxAggregateInputType = {
@@ -102,6 +118,8 @@ export type ConversationMaxAggregateInputType = {
   createdAt?: true
   lastMessageAt?: true
   activeAt?: true
+  lastEventSeq?: true
+  titleEventSeq?: true
 }
 
 export type ConversationCountAggregateInputType = {
@@ -113,6 +131,8 @@ export type ConversationCountAggregateInputType = {
   createdAt?: true
   lastMessageAt?: true
   activeAt?: true
+  lastEventSeq?: true
+  titleEventSeq?: true
   _all?: true
 }
 
@@ -211,6 +231,8 @@ export type ConversationGroupByOutputType = {
   createdAt: Date
   lastMessageAt: Date | null
   activeAt: Date
+  lastEventSeq: number
+  titleEventSeq: number
   _count: ConversationCountAggregateOutputType | null
   _avg: ConversationAvgAggregateOutputType | null
   _sum: ConversationSumAggregateOutputType | null
@@ -245,8 +267,11 @@ export type ConversationWhereInput = {
   createdAt?: Prisma.DateTimeFilter<"Conversation"> | Date | string
   lastMessageAt?: Prisma.DateTimeNullableFilter<"Conversation"> | Date | string | null
   activeAt?: Prisma.DateTimeFilter<"Conversation"> | Date | string
+  lastEventSeq?: Prisma.IntFilter<"Conversation"> | number
+  titleEventSeq?: Prisma.IntFilter<"Conversation"> | number
   members?: Prisma.ConversationMemberListRelationFilter
   messages?: Prisma.MessageListRelationFilter
+  departures?: Prisma.ConversationDepartureListRelationFilter
 }
 
 export type ConversationOrderByWithRelationInput = {
@@ -258,8 +283,11 @@ export type ConversationOrderByWithRelationInput = {
   createdAt?: Prisma.SortOrder
   lastMessageAt?: Prisma.SortOrderInput | Prisma.SortOrder
   activeAt?: Prisma.SortOrder
+  lastEventSeq?: Prisma.SortOrder
+  titleEventSeq?: Prisma.SortOrder
   members?: Prisma.ConversationMemberOrderByRelationAggregateInput
   messages?: Prisma.MessageOrderByRelationAggregateInput
+  departures?: Prisma.ConversationDepartureOrderByRelationAggregateInput
 }
 
 export type ConversationWhereUniqueInput = Prisma.AtLeast<{
@@ -274,8 +302,11 @@ export type ConversationWhereUniqueInput = Prisma.AtLeast<{
   createdAt?: Prisma.DateTimeFilter<"Conversation"> | Date | string
   lastMessageAt?: Prisma.DateTimeNullableFilter<"Conversation"> | Date | string | null
   activeAt?: Prisma.DateTimeFilter<"Conversation"> | Date | string
+  lastEventSeq?: Prisma.IntFilter<"Conversation"> | number
+  titleEventSeq?: Prisma.IntFilter<"Conversation"> | number
   members?: Prisma.ConversationMemberListRelationFilter
   messages?: Prisma.MessageListRelationFilter
+  departures?: Prisma.ConversationDepartureListRelationFilter
 }, "id">
 
 export type ConversationOrderByWithAggregationInput = {
@@ -287,6 +318,8 @@ export type ConversationOrderByWithAggregationInput = {
   createdAt?: Prisma.SortOrder
   lastMessageAt?: Prisma.SortOrderInput | Prisma.SortOrder
   activeAt?: Prisma.SortOrder
+  lastEventSeq?: Prisma.SortOrder
+  titleEventSeq?: Prisma.SortOrder
   _count?: Prisma.ConversationCountOrderByAggregateInput
   _avg?: Prisma.ConversationAvgOrderByAggregateInput
   _max?: Prisma.ConversationMaxOrderByAggregateInput
@@ -306,6 +339,8 @@ export type ConversationScalarWhereWithAggregatesInput = {
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Conversation"> | Date | string
   lastMessageAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Conversation"> | Date | string | null
   activeAt?: Prisma.DateTimeWithAggregatesFilter<"Conversation"> | Date | string
+  lastEventSeq?: Prisma.IntWithAggregatesFilter<"Conversation"> | number
+  titleEventSeq?: Prisma.IntWithAggregatesFilter<"Conversation"> | number
 }
 
 export type ConversationCreateInput = {
@@ -317,8 +352,11 @@ export type ConversationCreateInput = {
   createdAt?: Date | string
   lastMessageAt?: Date | string | null
   activeAt?: Date | string
+  lastEventSeq?: number
+  titleEventSeq?: number
   members?: Prisma.ConversationMemberCreateNestedManyWithoutConversationInput
   messages?: Prisma.MessageCreateNestedManyWithoutConversationInput
+  departures?: Prisma.ConversationDepartureCreateNestedManyWithoutConversationInput
 }
 
 export type ConversationUncheckedCreateInput = {
@@ -330,8 +368,11 @@ export type ConversationUncheckedCreateInput = {
   createdAt?: Date | string
   lastMessageAt?: Date | string | null
   activeAt?: Date | string
+  lastEventSeq?: number
+  titleEventSeq?: number
   members?: Prisma.ConversationMemberUncheckedCreateNestedManyWithoutConversationInput
   messages?: Prisma.MessageUncheckedCreateNestedManyWithoutConversationInput
+  departures?: Prisma.ConversationDepartureUncheckedCreateNestedManyWithoutConversationInput
 }
 
 export type ConversationUpdateInput = {
@@ -343,8 +384,11 @@ export type ConversationUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastMessageAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  titleEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   members?: Prisma.ConversationMemberUpdateManyWithoutConversationNestedInput
   messages?: Prisma.MessageUpdateManyWithoutConversationNestedInput
+  departures?: Prisma.ConversationDepartureUpdateManyWithoutConversationNestedInput
 }
 
 export type ConversationUncheckedUpdateInput = {
@@ -356,8 +400,11 @@ export type ConversationUncheckedUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastMessageAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  titleEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   members?: Prisma.ConversationMemberUncheckedUpdateManyWithoutConversationNestedInput
   messages?: Prisma.MessageUncheckedUpdateManyWithoutConversationNestedInput
+  departures?: Prisma.ConversationDepartureUncheckedUpdateManyWithoutConversationNestedInput
 }
 
 export type ConversationCreateManyInput = {
@@ -369,6 +416,8 @@ export type ConversationCreateManyInput = {
   createdAt?: Date | string
   lastMessageAt?: Date | string | null
   activeAt?: Date | string
+  lastEventSeq?: number
+  titleEventSeq?: number
 }
 
 export type ConversationUpdateManyMutationInput = {
@@ -380,6 +429,8 @@ export type ConversationUpdateManyMutationInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastMessageAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  titleEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type ConversationUncheckedUpdateManyInput = {
@@ -391,6 +442,8 @@ export type ConversationUncheckedUpdateManyInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastMessageAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  titleEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type ConversationCountOrderByAggregateInput = {
@@ -402,11 +455,15 @@ export type ConversationCountOrderByAggregateInput = {
   createdAt?: Prisma.SortOrder
   lastMessageAt?: Prisma.SortOrder
   activeAt?: Prisma.SortOrder
+  lastEventSeq?: Prisma.SortOrder
+  titleEventSeq?: Prisma.SortOrder
 }
 
 export type ConversationAvgOrderByAggregateInput = {
   lastSeq?: Prisma.SortOrder
   memberCount?: Prisma.SortOrder
+  lastEventSeq?: Prisma.SortOrder
+  titleEventSeq?: Prisma.SortOrder
 }
 
 export type ConversationMaxOrderByAggregateInput = {
@@ -418,6 +475,8 @@ export type ConversationMaxOrderByAggregateInput = {
   createdAt?: Prisma.SortOrder
   lastMessageAt?: Prisma.SortOrder
   activeAt?: Prisma.SortOrder
+  lastEventSeq?: Prisma.SortOrder
+  titleEventSeq?: Prisma.SortOrder
 }
 
 export type ConversationMinOrderByAggregateInput = {
@@ -429,11 +488,15 @@ export type ConversationMinOrderByAggregateInput = {
   createdAt?: Prisma.SortOrder
   lastMessageAt?: Prisma.SortOrder
   activeAt?: Prisma.SortOrder
+  lastEventSeq?: Prisma.SortOrder
+  titleEventSeq?: Prisma.SortOrder
 }
 
 export type ConversationSumOrderByAggregateInput = {
   lastSeq?: Prisma.SortOrder
   memberCount?: Prisma.SortOrder
+  lastEventSeq?: Prisma.SortOrder
+  titleEventSeq?: Prisma.SortOrder
 }
 
 export type ConversationScalarRelationFilter = {
@@ -477,6 +540,20 @@ export type ConversationUpdateOneRequiredWithoutMessagesNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.ConversationUpdateToOneWithWhereWithoutMessagesInput, Prisma.ConversationUpdateWithoutMessagesInput>, Prisma.ConversationUncheckedUpdateWithoutMessagesInput>
 }
 
+export type ConversationCreateNestedOneWithoutDeparturesInput = {
+  create?: Prisma.XOR<Prisma.ConversationCreateWithoutDeparturesInput, Prisma.ConversationUncheckedCreateWithoutDeparturesInput>
+  connectOrCreate?: Prisma.ConversationCreateOrConnectWithoutDeparturesInput
+  connect?: Prisma.ConversationWhereUniqueInput
+}
+
+export type ConversationUpdateOneRequiredWithoutDeparturesNestedInput = {
+  create?: Prisma.XOR<Prisma.ConversationCreateWithoutDeparturesInput, Prisma.ConversationUncheckedCreateWithoutDeparturesInput>
+  connectOrCreate?: Prisma.ConversationCreateOrConnectWithoutDeparturesInput
+  upsert?: Prisma.ConversationUpsertWithoutDeparturesInput
+  connect?: Prisma.ConversationWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.ConversationUpdateToOneWithWhereWithoutDeparturesInput, Prisma.ConversationUpdateWithoutDeparturesInput>, Prisma.ConversationUncheckedUpdateWithoutDeparturesInput>
+}
+
 export type ConversationCreateWithoutMembersInput = {
   id: string
   kind: $Enums.ConversationKind
@@ -486,7 +563,10 @@ export type ConversationCreateWithoutMembersInput = {
   createdAt?: Date | string
   lastMessageAt?: Date | string | null
   activeAt?: Date | string
+  lastEventSeq?: number
+  titleEventSeq?: number
   messages?: Prisma.MessageCreateNestedManyWithoutConversationInput
+  departures?: Prisma.ConversationDepartureCreateNestedManyWithoutConversationInput
 }
 
 export type ConversationUncheckedCreateWithoutMembersInput = {
@@ -498,7 +578,10 @@ export type ConversationUncheckedCreateWithoutMembersInput = {
   createdAt?: Date | string
   lastMessageAt?: Date | string | null
   activeAt?: Date | string
+  lastEventSeq?: number
+  titleEventSeq?: number
   messages?: Prisma.MessageUncheckedCreateNestedManyWithoutConversationInput
+  departures?: Prisma.ConversationDepartureUncheckedCreateNestedManyWithoutConversationInput
 }
 
 export type ConversationCreateOrConnectWithoutMembersInput = {
@@ -526,7 +609,10 @@ export type ConversationUpdateWithoutMembersInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastMessageAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  titleEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   messages?: Prisma.MessageUpdateManyWithoutConversationNestedInput
+  departures?: Prisma.ConversationDepartureUpdateManyWithoutConversationNestedInput
 }
 
 export type ConversationUncheckedUpdateWithoutMembersInput = {
@@ -538,7 +624,10 @@ export type ConversationUncheckedUpdateWithoutMembersInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastMessageAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  titleEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   messages?: Prisma.MessageUncheckedUpdateManyWithoutConversationNestedInput
+  departures?: Prisma.ConversationDepartureUncheckedUpdateManyWithoutConversationNestedInput
 }
 
 export type ConversationCreateWithoutMessagesInput = {
@@ -550,7 +639,10 @@ export type ConversationCreateWithoutMessagesInput = {
   createdAt?: Date | string
   lastMessageAt?: Date | string | null
   activeAt?: Date | string
+  lastEventSeq?: number
+  titleEventSeq?: number
   members?: Prisma.ConversationMemberCreateNestedManyWithoutConversationInput
+  departures?: Prisma.ConversationDepartureCreateNestedManyWithoutConversationInput
 }
 
 export type ConversationUncheckedCreateWithoutMessagesInput = {
@@ -562,7 +654,10 @@ export type ConversationUncheckedCreateWithoutMessagesInput = {
   createdAt?: Date | string
   lastMessageAt?: Date | string | null
   activeAt?: Date | string
+  lastEventSeq?: number
+  titleEventSeq?: number
   members?: Prisma.ConversationMemberUncheckedCreateNestedManyWithoutConversationInput
+  departures?: Prisma.ConversationDepartureUncheckedCreateNestedManyWithoutConversationInput
 }
 
 export type ConversationCreateOrConnectWithoutMessagesInput = {
@@ -590,7 +685,10 @@ export type ConversationUpdateWithoutMessagesInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastMessageAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  titleEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   members?: Prisma.ConversationMemberUpdateManyWithoutConversationNestedInput
+  departures?: Prisma.ConversationDepartureUpdateManyWithoutConversationNestedInput
 }
 
 export type ConversationUncheckedUpdateWithoutMessagesInput = {
@@ -602,7 +700,86 @@ export type ConversationUncheckedUpdateWithoutMessagesInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastMessageAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  titleEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   members?: Prisma.ConversationMemberUncheckedUpdateManyWithoutConversationNestedInput
+  departures?: Prisma.ConversationDepartureUncheckedUpdateManyWithoutConversationNestedInput
+}
+
+export type ConversationCreateWithoutDeparturesInput = {
+  id: string
+  kind: $Enums.ConversationKind
+  title?: string | null
+  lastSeq?: number
+  memberCount?: number
+  createdAt?: Date | string
+  lastMessageAt?: Date | string | null
+  activeAt?: Date | string
+  lastEventSeq?: number
+  titleEventSeq?: number
+  members?: Prisma.ConversationMemberCreateNestedManyWithoutConversationInput
+  messages?: Prisma.MessageCreateNestedManyWithoutConversationInput
+}
+
+export type ConversationUncheckedCreateWithoutDeparturesInput = {
+  id: string
+  kind: $Enums.ConversationKind
+  title?: string | null
+  lastSeq?: number
+  memberCount?: number
+  createdAt?: Date | string
+  lastMessageAt?: Date | string | null
+  activeAt?: Date | string
+  lastEventSeq?: number
+  titleEventSeq?: number
+  members?: Prisma.ConversationMemberUncheckedCreateNestedManyWithoutConversationInput
+  messages?: Prisma.MessageUncheckedCreateNestedManyWithoutConversationInput
+}
+
+export type ConversationCreateOrConnectWithoutDeparturesInput = {
+  where: Prisma.ConversationWhereUniqueInput
+  create: Prisma.XOR<Prisma.ConversationCreateWithoutDeparturesInput, Prisma.ConversationUncheckedCreateWithoutDeparturesInput>
+}
+
+export type ConversationUpsertWithoutDeparturesInput = {
+  update: Prisma.XOR<Prisma.ConversationUpdateWithoutDeparturesInput, Prisma.ConversationUncheckedUpdateWithoutDeparturesInput>
+  create: Prisma.XOR<Prisma.ConversationCreateWithoutDeparturesInput, Prisma.ConversationUncheckedCreateWithoutDeparturesInput>
+  where?: Prisma.ConversationWhereInput
+}
+
+export type ConversationUpdateToOneWithWhereWithoutDeparturesInput = {
+  where?: Prisma.ConversationWhereInput
+  data: Prisma.XOR<Prisma.ConversationUpdateWithoutDeparturesInput, Prisma.ConversationUncheckedUpdateWithoutDeparturesInput>
+}
+
+export type ConversationUpdateWithoutDeparturesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  kind?: Prisma.EnumConversationKindFieldUpdateOperationsInput | $Enums.ConversationKind
+  title?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lastSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  memberCount?: Prisma.IntFieldUpdateOperationsInput | number
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastMessageAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  titleEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  members?: Prisma.ConversationMemberUpdateManyWithoutConversationNestedInput
+  messages?: Prisma.MessageUpdateManyWithoutConversationNestedInput
+}
+
+export type ConversationUncheckedUpdateWithoutDeparturesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  kind?: Prisma.EnumConversationKindFieldUpdateOperationsInput | $Enums.ConversationKind
+  title?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lastSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  memberCount?: Prisma.IntFieldUpdateOperationsInput | number
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastMessageAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  titleEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  members?: Prisma.ConversationMemberUncheckedUpdateManyWithoutConversationNestedInput
+  messages?: Prisma.MessageUncheckedUpdateManyWithoutConversationNestedInput
 }
 
 
@@ -613,11 +790,13 @@ export type ConversationUncheckedUpdateWithoutMessagesInput = {
 export type ConversationCountOutputType = {
   members: number
   messages: number
+  departures: number
 }
 
 export type ConversationCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   members?: boolean | ConversationCountOutputTypeCountMembersArgs
   messages?: boolean | ConversationCountOutputTypeCountMessagesArgs
+  departures?: boolean | ConversationCountOutputTypeCountDeparturesArgs
 }
 
 /**
@@ -644,6 +823,13 @@ export type ConversationCountOutputTypeCountMessagesArgs<ExtArgs extends runtime
   where?: Prisma.MessageWhereInput
 }
 
+/**
+ * ConversationCountOutputType without action
+ */
+export type ConversationCountOutputTypeCountDeparturesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.ConversationDepartureWhereInput
+}
+
 
 export type ConversationSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -654,8 +840,11 @@ export type ConversationSelect<ExtArgs extends runtime.Types.Extensions.Internal
   createdAt?: boolean
   lastMessageAt?: boolean
   activeAt?: boolean
+  lastEventSeq?: boolean
+  titleEventSeq?: boolean
   members?: boolean | Prisma.Conversation$membersArgs<ExtArgs>
   messages?: boolean | Prisma.Conversation$messagesArgs<ExtArgs>
+  departures?: boolean | Prisma.Conversation$departuresArgs<ExtArgs>
   _count?: boolean | Prisma.ConversationCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["conversation"]>
 
@@ -668,6 +857,8 @@ export type ConversationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.
   createdAt?: boolean
   lastMessageAt?: boolean
   activeAt?: boolean
+  lastEventSeq?: boolean
+  titleEventSeq?: boolean
 }, ExtArgs["result"]["conversation"]>
 
 export type ConversationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -679,6 +870,8 @@ export type ConversationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.
   createdAt?: boolean
   lastMessageAt?: boolean
   activeAt?: boolean
+  lastEventSeq?: boolean
+  titleEventSeq?: boolean
 }, ExtArgs["result"]["conversation"]>
 
 export type ConversationSelectScalar = {
@@ -690,12 +883,15 @@ export type ConversationSelectScalar = {
   createdAt?: boolean
   lastMessageAt?: boolean
   activeAt?: boolean
+  lastEventSeq?: boolean
+  titleEventSeq?: boolean
 }
 
-export type ConversationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "title" | "lastSeq" | "memberCount" | "createdAt" | "lastMessageAt" | "activeAt", ExtArgs["result"]["conversation"]>
+export type ConversationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "title" | "lastSeq" | "memberCount" | "createdAt" | "lastMessageAt" | "activeAt" | "lastEventSeq" | "titleEventSeq", ExtArgs["result"]["conversation"]>
 export type ConversationInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   members?: boolean | Prisma.Conversation$membersArgs<ExtArgs>
   messages?: boolean | Prisma.Conversation$messagesArgs<ExtArgs>
+  departures?: boolean | Prisma.Conversation$departuresArgs<ExtArgs>
   _count?: boolean | Prisma.ConversationCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type ConversationIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {}
@@ -706,6 +902,7 @@ export type $ConversationPayload<ExtArgs extends runtime.Types.Extensions.Intern
   objects: {
     members: Prisma.$ConversationMemberPayload<ExtArgs>[]
     messages: Prisma.$MessagePayload<ExtArgs>[]
+    departures: Prisma.$ConversationDeparturePayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -719,6 +916,14 @@ export type $ConversationPayload<ExtArgs extends runtime.Types.Extensions.Intern
      * When the conversation last changed (created, message, membership); orders the inbox.
      */
     activeAt: Date
+    /**
+     * The event log's sequence: every change a member sees takes the next number (docs/architecture.md, "The event log").
+     */
+    lastEventSeq: number
+    /**
+     * Event that last set the title.
+     */
+    titleEventSeq: number
   }, ExtArgs["result"]["conversation"]>
   composites: {}
 }
@@ -1115,6 +1320,7 @@ export interface Prisma__ConversationClient<T, Null = never, ExtArgs extends run
   readonly [Symbol.toStringTag]: "PrismaPromise"
   members<T extends Prisma.Conversation$membersArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Conversation$membersArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$ConversationMemberPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   messages<T extends Prisma.Conversation$messagesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Conversation$messagesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$MessagePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  departures<T extends Prisma.Conversation$departuresArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Conversation$departuresArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$ConversationDeparturePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1152,6 +1358,8 @@ export interface ConversationFieldRefs {
   readonly createdAt: Prisma.FieldRef<"Conversation", 'DateTime'>
   readonly lastMessageAt: Prisma.FieldRef<"Conversation", 'DateTime'>
   readonly activeAt: Prisma.FieldRef<"Conversation", 'DateTime'>
+  readonly lastEventSeq: Prisma.FieldRef<"Conversation", 'Int'>
+  readonly titleEventSeq: Prisma.FieldRef<"Conversation", 'Int'>
 }
     
 
@@ -1590,6 +1798,30 @@ export type Conversation$messagesArgs<ExtArgs extends runtime.Types.Extensions.I
   take?: number
   skip?: number
   distinct?: Prisma.MessageScalarFieldEnum | Prisma.MessageScalarFieldEnum[]
+}
+
+/**
+ * Conversation.departures
+ */
+export type Conversation$departuresArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the ConversationDeparture
+   */
+  select?: Prisma.ConversationDepartureSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the ConversationDeparture
+   */
+  omit?: Prisma.ConversationDepartureOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.ConversationDepartureInclude<ExtArgs> | null
+  where?: Prisma.ConversationDepartureWhereInput
+  orderBy?: Prisma.ConversationDepartureOrderByWithRelationInput | Prisma.ConversationDepartureOrderByWithRelationInput[]
+  cursor?: Prisma.ConversationDepartureWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.ConversationDepartureScalarFieldEnum | Prisma.ConversationDepartureScalarFieldEnum[]
 }
 
 /**

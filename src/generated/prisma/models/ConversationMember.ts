@@ -28,10 +28,14 @@ export type AggregateConversationMember = {
 
 export type ConversationMemberAvgAggregateOutputType = {
   lastReadSeq: number | null
+  memberEventSeq: number | null
+  readEventSeq: number | null
 }
 
 export type ConversationMemberSumAggregateOutputType = {
   lastReadSeq: number | null
+  memberEventSeq: number | null
+  readEventSeq: number | null
 }
 
 export type ConversationMemberMinAggregateOutputType = {
@@ -40,6 +44,8 @@ export type ConversationMemberMinAggregateOutputType = {
   role: $Enums.MemberRole | null
   joinedAt: Date | null
   lastReadSeq: number | null
+  memberEventSeq: number | null
+  readEventSeq: number | null
 }
 
 export type ConversationMemberMaxAggregateOutputType = {
@@ -48,6 +54,8 @@ export type ConversationMemberMaxAggregateOutputType = {
   role: $Enums.MemberRole | null
   joinedAt: Date | null
   lastReadSeq: number | null
+  memberEventSeq: number | null
+  readEventSeq: number | null
 }
 
 export type ConversationMemberCountAggregateOutputType = {
@@ -56,16 +64,22 @@ export type ConversationMemberCountAggregateOutputType = {
   role: number
   joinedAt: number
   lastReadSeq: number
+  memberEventSeq: number
+  readEventSeq: number
   _all: number
 }
 
 
 export type ConversationMemberAvgAggregateInputType = {
   lastReadSeq?: true
+  memberEventSeq?: true
+  readEventSeq?: true
 }
 
 export type ConversationMemberSumAggregateInputType = {
   lastReadSeq?: true
+  memberEventSeq?: true
+  readEventSeq?: true
 }
 
 export type ConversationMemberMinAggregateInputType = {
@@ -74,6 +88,8 @@ export type ConversationMemberMinAggregateInputType = {
   role?: true
   joinedAt?: true
   lastReadSeq?: true
+  memberEventSeq?: true
+  readEventSeq?: true
 }
 
 export type ConversationMemberMaxAggregateInputType = {
@@ -82,6 +98,8 @@ export type ConversationMemberMaxAggregateInputType = {
   role?: true
   joinedAt?: true
   lastReadSeq?: true
+  memberEventSeq?: true
+  readEventSeq?: true
 }
 
 export type ConversationMemberCountAggregateInputType = {
@@ -90,6 +108,8 @@ export type ConversationMemberCountAggregateInputType = {
   role?: true
   joinedAt?: true
   lastReadSeq?: true
+  memberEventSeq?: true
+  readEventSeq?: true
   _all?: true
 }
 
@@ -185,6 +205,8 @@ export type ConversationMemberGroupByOutputType = {
   role: $Enums.MemberRole
   joinedAt: Date
   lastReadSeq: number
+  memberEventSeq: number
+  readEventSeq: number
   _count: ConversationMemberCountAggregateOutputType | null
   _avg: ConversationMemberAvgAggregateOutputType | null
   _sum: ConversationMemberSumAggregateOutputType | null
@@ -216,6 +238,8 @@ export type ConversationMemberWhereInput = {
   role?: Prisma.EnumMemberRoleFilter<"ConversationMember"> | $Enums.MemberRole
   joinedAt?: Prisma.DateTimeFilter<"ConversationMember"> | Date | string
   lastReadSeq?: Prisma.IntFilter<"ConversationMember"> | number
+  memberEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
+  readEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
   conversation?: Prisma.XOR<Prisma.ConversationScalarRelationFilter, Prisma.ConversationWhereInput>
 }
 
@@ -225,6 +249,8 @@ export type ConversationMemberOrderByWithRelationInput = {
   role?: Prisma.SortOrder
   joinedAt?: Prisma.SortOrder
   lastReadSeq?: Prisma.SortOrder
+  memberEventSeq?: Prisma.SortOrder
+  readEventSeq?: Prisma.SortOrder
   conversation?: Prisma.ConversationOrderByWithRelationInput
 }
 
@@ -238,6 +264,8 @@ export type ConversationMemberWhereUniqueInput = Prisma.AtLeast<{
   role?: Prisma.EnumMemberRoleFilter<"ConversationMember"> | $Enums.MemberRole
   joinedAt?: Prisma.DateTimeFilter<"ConversationMember"> | Date | string
   lastReadSeq?: Prisma.IntFilter<"ConversationMember"> | number
+  memberEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
+  readEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
   conversation?: Prisma.XOR<Prisma.ConversationScalarRelationFilter, Prisma.ConversationWhereInput>
 }, "conversationId_userId">
 
@@ -247,6 +275,8 @@ export type ConversationMemberOrderByWithAggregationInput = {
   role?: Prisma.SortOrder
   joinedAt?: Prisma.SortOrder
   lastReadSeq?: Prisma.SortOrder
+  memberEventSeq?: Prisma.SortOrder
+  readEventSeq?: Prisma.SortOrder
   _count?: Prisma.ConversationMemberCountOrderByAggregateInput
   _avg?: Prisma.ConversationMemberAvgOrderByAggregateInput
   _max?: Prisma.ConversationMemberMaxOrderByAggregateInput
@@ -263,6 +293,8 @@ export type ConversationMemberScalarWhereWithAggregatesInput = {
   role?: Prisma.EnumMemberRoleWithAggregatesFilter<"ConversationMember"> | $Enums.MemberRole
   joinedAt?: Prisma.DateTimeWithAggregatesFilter<"ConversationMember"> | Date | string
   lastReadSeq?: Prisma.IntWithAggregatesFilter<"ConversationMember"> | number
+  memberEventSeq?: Prisma.IntWithAggregatesFilter<"ConversationMember"> | number
+  readEventSeq?: Prisma.IntWithAggregatesFilter<"ConversationMember"> | number
 }
 
 export type ConversationMemberCreateInput = {
@@ -270,6 +302,8 @@ export type ConversationMemberCreateInput = {
   role?: $Enums.MemberRole
   joinedAt?: Date | string
   lastReadSeq?: number
+  memberEventSeq?: number
+  readEventSeq?: number
   conversation: Prisma.ConversationCreateNestedOneWithoutMembersInput
 }
 
@@ -279,6 +313,8 @@ export type ConversationMemberUncheckedCreateInput = {
   role?: $Enums.MemberRole
   joinedAt?: Date | string
   lastReadSeq?: number
+  memberEventSeq?: number
+  readEventSeq?: number
 }
 
 export type ConversationMemberUpdateInput = {
@@ -286,6 +322,8 @@ export type ConversationMemberUpdateInput = {
   role?: Prisma.EnumMemberRoleFieldUpdateOperationsInput | $Enums.MemberRole
   joinedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   conversation?: Prisma.ConversationUpdateOneRequiredWithoutMembersNestedInput
 }
 
@@ -295,6 +333,8 @@ export type ConversationMemberUncheckedUpdateInput = {
   role?: Prisma.EnumMemberRoleFieldUpdateOperationsInput | $Enums.MemberRole
   joinedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type ConversationMemberCreateManyInput = {
@@ -303,6 +343,8 @@ export type ConversationMemberCreateManyInput = {
   role?: $Enums.MemberRole
   joinedAt?: Date | string
   lastReadSeq?: number
+  memberEventSeq?: number
+  readEventSeq?: number
 }
 
 export type ConversationMemberUpdateManyMutationInput = {
@@ -310,6 +352,8 @@ export type ConversationMemberUpdateManyMutationInput = {
   role?: Prisma.EnumMemberRoleFieldUpdateOperationsInput | $Enums.MemberRole
   joinedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type ConversationMemberUncheckedUpdateManyInput = {
@@ -318,6 +362,8 @@ export type ConversationMemberUncheckedUpdateManyInput = {
   role?: Prisma.EnumMemberRoleFieldUpdateOperationsInput | $Enums.MemberRole
   joinedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type ConversationMemberListRelationFilter = {
@@ -341,10 +387,14 @@ export type ConversationMemberCountOrderByAggregateInput = {
   role?: Prisma.SortOrder
   joinedAt?: Prisma.SortOrder
   lastReadSeq?: Prisma.SortOrder
+  memberEventSeq?: Prisma.SortOrder
+  readEventSeq?: Prisma.SortOrder
 }
 
 export type ConversationMemberAvgOrderByAggregateInput = {
   lastReadSeq?: Prisma.SortOrder
+  memberEventSeq?: Prisma.SortOrder
+  readEventSeq?: Prisma.SortOrder
 }
 
 export type ConversationMemberMaxOrderByAggregateInput = {
@@ -353,6 +403,8 @@ export type ConversationMemberMaxOrderByAggregateInput = {
   role?: Prisma.SortOrder
   joinedAt?: Prisma.SortOrder
   lastReadSeq?: Prisma.SortOrder
+  memberEventSeq?: Prisma.SortOrder
+  readEventSeq?: Prisma.SortOrder
 }
 
 export type ConversationMemberMinOrderByAggregateInput = {
@@ -361,10 +413,14 @@ export type ConversationMemberMinOrderByAggregateInput = {
   role?: Prisma.SortOrder
   joinedAt?: Prisma.SortOrder
   lastReadSeq?: Prisma.SortOrder
+  memberEventSeq?: Prisma.SortOrder
+  readEventSeq?: Prisma.SortOrder
 }
 
 export type ConversationMemberSumOrderByAggregateInput = {
   lastReadSeq?: Prisma.SortOrder
+  memberEventSeq?: Prisma.SortOrder
+  readEventSeq?: Prisma.SortOrder
 }
 
 export type ConversationMemberCreateNestedManyWithoutConversationInput = {
@@ -418,6 +474,8 @@ export type ConversationMemberCreateWithoutConversationInput = {
   role?: $Enums.MemberRole
   joinedAt?: Date | string
   lastReadSeq?: number
+  memberEventSeq?: number
+  readEventSeq?: number
 }
 
 export type ConversationMemberUncheckedCreateWithoutConversationInput = {
@@ -425,6 +483,8 @@ export type ConversationMemberUncheckedCreateWithoutConversationInput = {
   role?: $Enums.MemberRole
   joinedAt?: Date | string
   lastReadSeq?: number
+  memberEventSeq?: number
+  readEventSeq?: number
 }
 
 export type ConversationMemberCreateOrConnectWithoutConversationInput = {
@@ -462,6 +522,8 @@ export type ConversationMemberScalarWhereInput = {
   role?: Prisma.EnumMemberRoleFilter<"ConversationMember"> | $Enums.MemberRole
   joinedAt?: Prisma.DateTimeFilter<"ConversationMember"> | Date | string
   lastReadSeq?: Prisma.IntFilter<"ConversationMember"> | number
+  memberEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
+  readEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
 }
 
 export type ConversationMemberCreateManyConversationInput = {
@@ -469,6 +531,8 @@ export type ConversationMemberCreateManyConversationInput = {
   role?: $Enums.MemberRole
   joinedAt?: Date | string
   lastReadSeq?: number
+  memberEventSeq?: number
+  readEventSeq?: number
 }
 
 export type ConversationMemberUpdateWithoutConversationInput = {
@@ -476,6 +540,8 @@ export type ConversationMemberUpdateWithoutConversationInput = {
   role?: Prisma.EnumMemberRoleFieldUpdateOperationsInput | $Enums.MemberRole
   joinedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type ConversationMemberUncheckedUpdateWithoutConversationInput = {
@@ -483,6 +549,8 @@ export type ConversationMemberUncheckedUpdateWithoutConversationInput = {
   role?: Prisma.EnumMemberRoleFieldUpdateOperationsInput | $Enums.MemberRole
   joinedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type ConversationMemberUncheckedUpdateManyWithoutConversationInput = {
@@ -490,6 +558,8 @@ export type ConversationMemberUncheckedUpdateManyWithoutConversationInput = {
   role?: Prisma.EnumMemberRoleFieldUpdateOperationsInput | $Enums.MemberRole
   joinedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 
@@ -500,6 +570,8 @@ export type ConversationMemberSelect<ExtArgs extends runtime.Types.Extensions.In
   role?: boolean
   joinedAt?: boolean
   lastReadSeq?: boolean
+  memberEventSeq?: boolean
+  readEventSeq?: boolean
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["conversationMember"]>
 
@@ -509,6 +581,8 @@ export type ConversationMemberSelectCreateManyAndReturn<ExtArgs extends runtime.
   role?: boolean
   joinedAt?: boolean
   lastReadSeq?: boolean
+  memberEventSeq?: boolean
+  readEventSeq?: boolean
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["conversationMember"]>
 
@@ -518,6 +592,8 @@ export type ConversationMemberSelectUpdateManyAndReturn<ExtArgs extends runtime.
   role?: boolean
   joinedAt?: boolean
   lastReadSeq?: boolean
+  memberEventSeq?: boolean
+  readEventSeq?: boolean
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["conversationMember"]>
 
@@ -527,9 +603,11 @@ export type ConversationMemberSelectScalar = {
   role?: boolean
   joinedAt?: boolean
   lastReadSeq?: boolean
+  memberEventSeq?: boolean
+  readEventSeq?: boolean
 }
 
-export type ConversationMemberOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"conversationId" | "userId" | "role" | "joinedAt" | "lastReadSeq", ExtArgs["result"]["conversationMember"]>
+export type ConversationMemberOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"conversationId" | "userId" | "role" | "joinedAt" | "lastReadSeq" | "memberEventSeq" | "readEventSeq", ExtArgs["result"]["conversationMember"]>
 export type ConversationMemberInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
 }
@@ -551,6 +629,14 @@ export type $ConversationMemberPayload<ExtArgs extends runtime.Types.Extensions.
     role: $Enums.MemberRole
     joinedAt: Date
     lastReadSeq: number
+    /**
+     * Event of the join (0: a founding member).
+     */
+    memberEventSeq: number
+    /**
+     * Event that last moved lastReadSeq.
+     */
+    readEventSeq: number
   }, ExtArgs["result"]["conversationMember"]>
   composites: {}
 }
@@ -980,6 +1066,8 @@ export interface ConversationMemberFieldRefs {
   readonly role: Prisma.FieldRef<"ConversationMember", 'MemberRole'>
   readonly joinedAt: Prisma.FieldRef<"ConversationMember", 'DateTime'>
   readonly lastReadSeq: Prisma.FieldRef<"ConversationMember", 'Int'>
+  readonly memberEventSeq: Prisma.FieldRef<"ConversationMember", 'Int'>
+  readonly readEventSeq: Prisma.FieldRef<"ConversationMember", 'Int'>
 }
     
 

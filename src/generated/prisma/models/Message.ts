@@ -28,10 +28,20 @@ export type AggregateMessage = {
 
 export type MessageAvgAggregateOutputType = {
   seq: number | null
+  eventSeq: number | null
+  replyToSeq: number | null
+  threadRootSeq: number | null
+  threadReplyCount: number | null
+  threadLastReplySeq: number | null
 }
 
 export type MessageSumAggregateOutputType = {
   seq: number | null
+  eventSeq: number | null
+  replyToSeq: number | null
+  threadRootSeq: number | null
+  threadReplyCount: number | null
+  threadLastReplySeq: number | null
 }
 
 export type MessageMinAggregateOutputType = {
@@ -42,6 +52,13 @@ export type MessageMinAggregateOutputType = {
   body: string | null
   clientMessageId: string | null
   createdAt: Date | null
+  eventSeq: number | null
+  editedAt: Date | null
+  deletedAt: Date | null
+  replyToSeq: number | null
+  threadRootSeq: number | null
+  threadReplyCount: number | null
+  threadLastReplySeq: number | null
 }
 
 export type MessageMaxAggregateOutputType = {
@@ -52,6 +69,13 @@ export type MessageMaxAggregateOutputType = {
   body: string | null
   clientMessageId: string | null
   createdAt: Date | null
+  eventSeq: number | null
+  editedAt: Date | null
+  deletedAt: Date | null
+  replyToSeq: number | null
+  threadRootSeq: number | null
+  threadReplyCount: number | null
+  threadLastReplySeq: number | null
 }
 
 export type MessageCountAggregateOutputType = {
@@ -62,16 +86,33 @@ export type MessageCountAggregateOutputType = {
   body: number
   clientMessageId: number
   createdAt: number
+  eventSeq: number
+  editedAt: number
+  deletedAt: number
+  replyToSeq: number
+  threadRootSeq: number
+  threadReplyCount: number
+  threadLastReplySeq: number
   _all: number
 }
 
 
 export type MessageAvgAggregateInputType = {
   seq?: true
+  eventSeq?: true
+  replyToSeq?: true
+  threadRootSeq?: true
+  threadReplyCount?: true
+  threadLastReplySeq?: true
 }
 
 export type MessageSumAggregateInputType = {
   seq?: true
+  eventSeq?: true
+  replyToSeq?: true
+  threadRootSeq?: true
+  threadReplyCount?: true
+  threadLastReplySeq?: true
 }
 
 export type MessageMinAggregateInputType = {
@@ -82,6 +123,13 @@ export type MessageMinAggregateInputType = {
   body?: true
   clientMessageId?: true
   createdAt?: true
+  eventSeq?: true
+  editedAt?: true
+  deletedAt?: true
+  replyToSeq?: true
+  threadRootSeq?: true
+  threadReplyCount?: true
+  threadLastReplySeq?: true
 }
 
 export type MessageMaxAggregateInputType = {
@@ -92,6 +140,13 @@ export type MessageMaxAggregateInputType = {
   body?: true
   clientMessageId?: true
   createdAt?: true
+  eventSeq?: true
+  editedAt?: true
+  deletedAt?: true
+  replyToSeq?: true
+  threadRootSeq?: true
+  threadReplyCount?: true
+  threadLastReplySeq?: true
 }
 
 export type MessageCountAggregateInputType = {
@@ -102,6 +157,13 @@ export type MessageCountAggregateInputType = {
   body?: true
   clientMessageId?: true
   createdAt?: true
+  eventSeq?: true
+  editedAt?: true
+  deletedAt?: true
+  replyToSeq?: true
+  threadRootSeq?: true
+  threadReplyCount?: true
+  threadLastReplySeq?: true
   _all?: true
 }
 
@@ -199,6 +261,13 @@ export type MessageGroupByOutputType = {
   body: string
   clientMessageId: string
   createdAt: Date
+  eventSeq: number
+  editedAt: Date | null
+  deletedAt: Date | null
+  replyToSeq: number | null
+  threadRootSeq: number | null
+  threadReplyCount: number
+  threadLastReplySeq: number | null
   _count: MessageCountAggregateOutputType | null
   _avg: MessageAvgAggregateOutputType | null
   _sum: MessageSumAggregateOutputType | null
@@ -232,7 +301,15 @@ export type MessageWhereInput = {
   body?: Prisma.StringFilter<"Message"> | string
   clientMessageId?: Prisma.StringFilter<"Message"> | string
   createdAt?: Prisma.DateTimeFilter<"Message"> | Date | string
+  eventSeq?: Prisma.IntFilter<"Message"> | number
+  editedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
+  replyToSeq?: Prisma.IntNullableFilter<"Message"> | number | null
+  threadRootSeq?: Prisma.IntNullableFilter<"Message"> | number | null
+  threadReplyCount?: Prisma.IntFilter<"Message"> | number
+  threadLastReplySeq?: Prisma.IntNullableFilter<"Message"> | number | null
   conversation?: Prisma.XOR<Prisma.ConversationScalarRelationFilter, Prisma.ConversationWhereInput>
+  reactions?: Prisma.MessageReactionListRelationFilter
 }
 
 export type MessageOrderByWithRelationInput = {
@@ -243,7 +320,15 @@ export type MessageOrderByWithRelationInput = {
   body?: Prisma.SortOrder
   clientMessageId?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
+  eventSeq?: Prisma.SortOrder
+  editedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  replyToSeq?: Prisma.SortOrderInput | Prisma.SortOrder
+  threadRootSeq?: Prisma.SortOrderInput | Prisma.SortOrder
+  threadReplyCount?: Prisma.SortOrder
+  threadLastReplySeq?: Prisma.SortOrderInput | Prisma.SortOrder
   conversation?: Prisma.ConversationOrderByWithRelationInput
+  reactions?: Prisma.MessageReactionOrderByRelationAggregateInput
 }
 
 export type MessageWhereUniqueInput = Prisma.AtLeast<{
@@ -260,7 +345,15 @@ export type MessageWhereUniqueInput = Prisma.AtLeast<{
   body?: Prisma.StringFilter<"Message"> | string
   clientMessageId?: Prisma.StringFilter<"Message"> | string
   createdAt?: Prisma.DateTimeFilter<"Message"> | Date | string
+  eventSeq?: Prisma.IntFilter<"Message"> | number
+  editedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
+  replyToSeq?: Prisma.IntNullableFilter<"Message"> | number | null
+  threadRootSeq?: Prisma.IntNullableFilter<"Message"> | number | null
+  threadReplyCount?: Prisma.IntFilter<"Message"> | number
+  threadLastReplySeq?: Prisma.IntNullableFilter<"Message"> | number | null
   conversation?: Prisma.XOR<Prisma.ConversationScalarRelationFilter, Prisma.ConversationWhereInput>
+  reactions?: Prisma.MessageReactionListRelationFilter
 }, "conversationId_seq" | "conversationId_id" | "conversationId_senderId_clientMessageId">
 
 export type MessageOrderByWithAggregationInput = {
@@ -271,6 +364,13 @@ export type MessageOrderByWithAggregationInput = {
   body?: Prisma.SortOrder
   clientMessageId?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
+  eventSeq?: Prisma.SortOrder
+  editedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  replyToSeq?: Prisma.SortOrderInput | Prisma.SortOrder
+  threadRootSeq?: Prisma.SortOrderInput | Prisma.SortOrder
+  threadReplyCount?: Prisma.SortOrder
+  threadLastReplySeq?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.MessageCountOrderByAggregateInput
   _avg?: Prisma.MessageAvgOrderByAggregateInput
   _max?: Prisma.MessageMaxOrderByAggregateInput
@@ -289,6 +389,13 @@ export type MessageScalarWhereWithAggregatesInput = {
   body?: Prisma.StringWithAggregatesFilter<"Message"> | string
   clientMessageId?: Prisma.StringWithAggregatesFilter<"Message"> | string
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Message"> | Date | string
+  eventSeq?: Prisma.IntWithAggregatesFilter<"Message"> | number
+  editedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Message"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Message"> | Date | string | null
+  replyToSeq?: Prisma.IntNullableWithAggregatesFilter<"Message"> | number | null
+  threadRootSeq?: Prisma.IntNullableWithAggregatesFilter<"Message"> | number | null
+  threadReplyCount?: Prisma.IntWithAggregatesFilter<"Message"> | number
+  threadLastReplySeq?: Prisma.IntNullableWithAggregatesFilter<"Message"> | number | null
 }
 
 export type MessageCreateInput = {
@@ -298,7 +405,15 @@ export type MessageCreateInput = {
   body: string
   clientMessageId: string
   createdAt?: Date | string
+  eventSeq?: number
+  editedAt?: Date | string | null
+  deletedAt?: Date | string | null
+  replyToSeq?: number | null
+  threadRootSeq?: number | null
+  threadReplyCount?: number
+  threadLastReplySeq?: number | null
   conversation: Prisma.ConversationCreateNestedOneWithoutMessagesInput
+  reactions?: Prisma.MessageReactionCreateNestedManyWithoutMessageInput
 }
 
 export type MessageUncheckedCreateInput = {
@@ -309,6 +424,14 @@ export type MessageUncheckedCreateInput = {
   body: string
   clientMessageId: string
   createdAt?: Date | string
+  eventSeq?: number
+  editedAt?: Date | string | null
+  deletedAt?: Date | string | null
+  replyToSeq?: number | null
+  threadRootSeq?: number | null
+  threadReplyCount?: number
+  threadLastReplySeq?: number | null
+  reactions?: Prisma.MessageReactionUncheckedCreateNestedManyWithoutMessageInput
 }
 
 export type MessageUpdateInput = {
@@ -318,7 +441,15 @@ export type MessageUpdateInput = {
   body?: Prisma.StringFieldUpdateOperationsInput | string
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadRootSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadReplyCount?: Prisma.IntFieldUpdateOperationsInput | number
+  threadLastReplySeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   conversation?: Prisma.ConversationUpdateOneRequiredWithoutMessagesNestedInput
+  reactions?: Prisma.MessageReactionUpdateManyWithoutMessageNestedInput
 }
 
 export type MessageUncheckedUpdateInput = {
@@ -329,6 +460,14 @@ export type MessageUncheckedUpdateInput = {
   body?: Prisma.StringFieldUpdateOperationsInput | string
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadRootSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadReplyCount?: Prisma.IntFieldUpdateOperationsInput | number
+  threadLastReplySeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  reactions?: Prisma.MessageReactionUncheckedUpdateManyWithoutMessageNestedInput
 }
 
 export type MessageCreateManyInput = {
@@ -339,6 +478,13 @@ export type MessageCreateManyInput = {
   body: string
   clientMessageId: string
   createdAt?: Date | string
+  eventSeq?: number
+  editedAt?: Date | string | null
+  deletedAt?: Date | string | null
+  replyToSeq?: number | null
+  threadRootSeq?: number | null
+  threadReplyCount?: number
+  threadLastReplySeq?: number | null
 }
 
 export type MessageUpdateManyMutationInput = {
@@ -348,6 +494,13 @@ export type MessageUpdateManyMutationInput = {
   body?: Prisma.StringFieldUpdateOperationsInput | string
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadRootSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadReplyCount?: Prisma.IntFieldUpdateOperationsInput | number
+  threadLastReplySeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 export type MessageUncheckedUpdateManyInput = {
@@ -358,6 +511,13 @@ export type MessageUncheckedUpdateManyInput = {
   body?: Prisma.StringFieldUpdateOperationsInput | string
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadRootSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadReplyCount?: Prisma.IntFieldUpdateOperationsInput | number
+  threadLastReplySeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 export type MessageListRelationFilter = {
@@ -394,10 +554,22 @@ export type MessageCountOrderByAggregateInput = {
   body?: Prisma.SortOrder
   clientMessageId?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
+  eventSeq?: Prisma.SortOrder
+  editedAt?: Prisma.SortOrder
+  deletedAt?: Prisma.SortOrder
+  replyToSeq?: Prisma.SortOrder
+  threadRootSeq?: Prisma.SortOrder
+  threadReplyCount?: Prisma.SortOrder
+  threadLastReplySeq?: Prisma.SortOrder
 }
 
 export type MessageAvgOrderByAggregateInput = {
   seq?: Prisma.SortOrder
+  eventSeq?: Prisma.SortOrder
+  replyToSeq?: Prisma.SortOrder
+  threadRootSeq?: Prisma.SortOrder
+  threadReplyCount?: Prisma.SortOrder
+  threadLastReplySeq?: Prisma.SortOrder
 }
 
 export type MessageMaxOrderByAggregateInput = {
@@ -408,6 +580,13 @@ export type MessageMaxOrderByAggregateInput = {
   body?: Prisma.SortOrder
   clientMessageId?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
+  eventSeq?: Prisma.SortOrder
+  editedAt?: Prisma.SortOrder
+  deletedAt?: Prisma.SortOrder
+  replyToSeq?: Prisma.SortOrder
+  threadRootSeq?: Prisma.SortOrder
+  threadReplyCount?: Prisma.SortOrder
+  threadLastReplySeq?: Prisma.SortOrder
 }
 
 export type MessageMinOrderByAggregateInput = {
@@ -418,10 +597,27 @@ export type MessageMinOrderByAggregateInput = {
   body?: Prisma.SortOrder
   clientMessageId?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
+  eventSeq?: Prisma.SortOrder
+  editedAt?: Prisma.SortOrder
+  deletedAt?: Prisma.SortOrder
+  replyToSeq?: Prisma.SortOrder
+  threadRootSeq?: Prisma.SortOrder
+  threadReplyCount?: Prisma.SortOrder
+  threadLastReplySeq?: Prisma.SortOrder
 }
 
 export type MessageSumOrderByAggregateInput = {
   seq?: Prisma.SortOrder
+  eventSeq?: Prisma.SortOrder
+  replyToSeq?: Prisma.SortOrder
+  threadRootSeq?: Prisma.SortOrder
+  threadReplyCount?: Prisma.SortOrder
+  threadLastReplySeq?: Prisma.SortOrder
+}
+
+export type MessageScalarRelationFilter = {
+  is?: Prisma.MessageWhereInput
+  isNot?: Prisma.MessageWhereInput
 }
 
 export type MessageCreateNestedManyWithoutConversationInput = {
@@ -466,6 +662,28 @@ export type MessageUncheckedUpdateManyWithoutConversationNestedInput = {
   deleteMany?: Prisma.MessageScalarWhereInput | Prisma.MessageScalarWhereInput[]
 }
 
+export type NullableIntFieldUpdateOperationsInput = {
+  set?: number | null
+  increment?: number
+  decrement?: number
+  multiply?: number
+  divide?: number
+}
+
+export type MessageCreateNestedOneWithoutReactionsInput = {
+  create?: Prisma.XOR<Prisma.MessageCreateWithoutReactionsInput, Prisma.MessageUncheckedCreateWithoutReactionsInput>
+  connectOrCreate?: Prisma.MessageCreateOrConnectWithoutReactionsInput
+  connect?: Prisma.MessageWhereUniqueInput
+}
+
+export type MessageUpdateOneRequiredWithoutReactionsNestedInput = {
+  create?: Prisma.XOR<Prisma.MessageCreateWithoutReactionsInput, Prisma.MessageUncheckedCreateWithoutReactionsInput>
+  connectOrCreate?: Prisma.MessageCreateOrConnectWithoutReactionsInput
+  upsert?: Prisma.MessageUpsertWithoutReactionsInput
+  connect?: Prisma.MessageWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.MessageUpdateToOneWithWhereWithoutReactionsInput, Prisma.MessageUpdateWithoutReactionsInput>, Prisma.MessageUncheckedUpdateWithoutReactionsInput>
+}
+
 export type MessageCreateWithoutConversationInput = {
   seq: number
   id: string
@@ -473,6 +691,14 @@ export type MessageCreateWithoutConversationInput = {
   body: string
   clientMessageId: string
   createdAt?: Date | string
+  eventSeq?: number
+  editedAt?: Date | string | null
+  deletedAt?: Date | string | null
+  replyToSeq?: number | null
+  threadRootSeq?: number | null
+  threadReplyCount?: number
+  threadLastReplySeq?: number | null
+  reactions?: Prisma.MessageReactionCreateNestedManyWithoutMessageInput
 }
 
 export type MessageUncheckedCreateWithoutConversationInput = {
@@ -482,6 +708,14 @@ export type MessageUncheckedCreateWithoutConversationInput = {
   body: string
   clientMessageId: string
   createdAt?: Date | string
+  eventSeq?: number
+  editedAt?: Date | string | null
+  deletedAt?: Date | string | null
+  replyToSeq?: number | null
+  threadRootSeq?: number | null
+  threadReplyCount?: number
+  threadLastReplySeq?: number | null
+  reactions?: Prisma.MessageReactionUncheckedCreateNestedManyWithoutMessageInput
 }
 
 export type MessageCreateOrConnectWithoutConversationInput = {
@@ -521,6 +755,97 @@ export type MessageScalarWhereInput = {
   body?: Prisma.StringFilter<"Message"> | string
   clientMessageId?: Prisma.StringFilter<"Message"> | string
   createdAt?: Prisma.DateTimeFilter<"Message"> | Date | string
+  eventSeq?: Prisma.IntFilter<"Message"> | number
+  editedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
+  replyToSeq?: Prisma.IntNullableFilter<"Message"> | number | null
+  threadRootSeq?: Prisma.IntNullableFilter<"Message"> | number | null
+  threadReplyCount?: Prisma.IntFilter<"Message"> | number
+  threadLastReplySeq?: Prisma.IntNullableFilter<"Message"> | number | null
+}
+
+export type MessageCreateWithoutReactionsInput = {
+  seq: number
+  id: string
+  senderId: string
+  body: string
+  clientMessageId: string
+  createdAt?: Date | string
+  eventSeq?: number
+  editedAt?: Date | string | null
+  deletedAt?: Date | string | null
+  replyToSeq?: number | null
+  threadRootSeq?: number | null
+  threadReplyCount?: number
+  threadLastReplySeq?: number | null
+  conversation: Prisma.ConversationCreateNestedOneWithoutMessagesInput
+}
+
+export type MessageUncheckedCreateWithoutReactionsInput = {
+  conversationId: string
+  seq: number
+  id: string
+  senderId: string
+  body: string
+  clientMessageId: string
+  createdAt?: Date | string
+  eventSeq?: number
+  editedAt?: Date | string | null
+  deletedAt?: Date | string | null
+  replyToSeq?: number | null
+  threadRootSeq?: number | null
+  threadReplyCount?: number
+  threadLastReplySeq?: number | null
+}
+
+export type MessageCreateOrConnectWithoutReactionsInput = {
+  where: Prisma.MessageWhereUniqueInput
+  create: Prisma.XOR<Prisma.MessageCreateWithoutReactionsInput, Prisma.MessageUncheckedCreateWithoutReactionsInput>
+}
+
+export type MessageUpsertWithoutReactionsInput = {
+  update: Prisma.XOR<Prisma.MessageUpdateWithoutReactionsInput, Prisma.MessageUncheckedUpdateWithoutReactionsInput>
+  create: Prisma.XOR<Prisma.MessageCreateWithoutReactionsInput, Prisma.MessageUncheckedCreateWithoutReactionsInput>
+  where?: Prisma.MessageWhereInput
+}
+
+export type MessageUpdateToOneWithWhereWithoutReactionsInput = {
+  where?: Prisma.MessageWhereInput
+  data: Prisma.XOR<Prisma.MessageUpdateWithoutReactionsInput, Prisma.MessageUncheckedUpdateWithoutReactionsInput>
+}
+
+export type MessageUpdateWithoutReactionsInput = {
+  seq?: Prisma.IntFieldUpdateOperationsInput | number
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  senderId?: Prisma.StringFieldUpdateOperationsInput | string
+  body?: Prisma.StringFieldUpdateOperationsInput | string
+  clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadRootSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadReplyCount?: Prisma.IntFieldUpdateOperationsInput | number
+  threadLastReplySeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  conversation?: Prisma.ConversationUpdateOneRequiredWithoutMessagesNestedInput
+}
+
+export type MessageUncheckedUpdateWithoutReactionsInput = {
+  conversationId?: Prisma.StringFieldUpdateOperationsInput | string
+  seq?: Prisma.IntFieldUpdateOperationsInput | number
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  senderId?: Prisma.StringFieldUpdateOperationsInput | string
+  body?: Prisma.StringFieldUpdateOperationsInput | string
+  clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadRootSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadReplyCount?: Prisma.IntFieldUpdateOperationsInput | number
+  threadLastReplySeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 export type MessageCreateManyConversationInput = {
@@ -530,6 +855,13 @@ export type MessageCreateManyConversationInput = {
   body: string
   clientMessageId: string
   createdAt?: Date | string
+  eventSeq?: number
+  editedAt?: Date | string | null
+  deletedAt?: Date | string | null
+  replyToSeq?: number | null
+  threadRootSeq?: number | null
+  threadReplyCount?: number
+  threadLastReplySeq?: number | null
 }
 
 export type MessageUpdateWithoutConversationInput = {
@@ -539,6 +871,14 @@ export type MessageUpdateWithoutConversationInput = {
   body?: Prisma.StringFieldUpdateOperationsInput | string
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadRootSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadReplyCount?: Prisma.IntFieldUpdateOperationsInput | number
+  threadLastReplySeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  reactions?: Prisma.MessageReactionUpdateManyWithoutMessageNestedInput
 }
 
 export type MessageUncheckedUpdateWithoutConversationInput = {
@@ -548,6 +888,14 @@ export type MessageUncheckedUpdateWithoutConversationInput = {
   body?: Prisma.StringFieldUpdateOperationsInput | string
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadRootSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadReplyCount?: Prisma.IntFieldUpdateOperationsInput | number
+  threadLastReplySeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  reactions?: Prisma.MessageReactionUncheckedUpdateManyWithoutMessageNestedInput
 }
 
 export type MessageUncheckedUpdateManyWithoutConversationInput = {
@@ -557,8 +905,44 @@ export type MessageUncheckedUpdateManyWithoutConversationInput = {
   body?: Prisma.StringFieldUpdateOperationsInput | string
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadRootSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  threadReplyCount?: Prisma.IntFieldUpdateOperationsInput | number
+  threadLastReplySeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
+
+/**
+ * Count Type MessageCountOutputType
+ */
+
+export type MessageCountOutputType = {
+  reactions: number
+}
+
+export type MessageCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  reactions?: boolean | MessageCountOutputTypeCountReactionsArgs
+}
+
+/**
+ * MessageCountOutputType without action
+ */
+export type MessageCountOutputTypeDefaultArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the MessageCountOutputType
+   */
+  select?: Prisma.MessageCountOutputTypeSelect<ExtArgs> | null
+}
+
+/**
+ * MessageCountOutputType without action
+ */
+export type MessageCountOutputTypeCountReactionsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.MessageReactionWhereInput
+}
 
 
 export type MessageSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -569,7 +953,16 @@ export type MessageSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   body?: boolean
   clientMessageId?: boolean
   createdAt?: boolean
+  eventSeq?: boolean
+  editedAt?: boolean
+  deletedAt?: boolean
+  replyToSeq?: boolean
+  threadRootSeq?: boolean
+  threadReplyCount?: boolean
+  threadLastReplySeq?: boolean
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
+  reactions?: boolean | Prisma.Message$reactionsArgs<ExtArgs>
+  _count?: boolean | Prisma.MessageCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["message"]>
 
 export type MessageSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -580,6 +973,13 @@ export type MessageSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exten
   body?: boolean
   clientMessageId?: boolean
   createdAt?: boolean
+  eventSeq?: boolean
+  editedAt?: boolean
+  deletedAt?: boolean
+  replyToSeq?: boolean
+  threadRootSeq?: boolean
+  threadReplyCount?: boolean
+  threadLastReplySeq?: boolean
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["message"]>
 
@@ -591,6 +991,13 @@ export type MessageSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exten
   body?: boolean
   clientMessageId?: boolean
   createdAt?: boolean
+  eventSeq?: boolean
+  editedAt?: boolean
+  deletedAt?: boolean
+  replyToSeq?: boolean
+  threadRootSeq?: boolean
+  threadReplyCount?: boolean
+  threadLastReplySeq?: boolean
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["message"]>
 
@@ -602,11 +1009,20 @@ export type MessageSelectScalar = {
   body?: boolean
   clientMessageId?: boolean
   createdAt?: boolean
+  eventSeq?: boolean
+  editedAt?: boolean
+  deletedAt?: boolean
+  replyToSeq?: boolean
+  threadRootSeq?: boolean
+  threadReplyCount?: boolean
+  threadLastReplySeq?: boolean
 }
 
-export type MessageOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"conversationId" | "seq" | "id" | "senderId" | "body" | "clientMessageId" | "createdAt", ExtArgs["result"]["message"]>
+export type MessageOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"conversationId" | "seq" | "id" | "senderId" | "body" | "clientMessageId" | "createdAt" | "eventSeq" | "editedAt" | "deletedAt" | "replyToSeq" | "threadRootSeq" | "threadReplyCount" | "threadLastReplySeq", ExtArgs["result"]["message"]>
 export type MessageInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
+  reactions?: boolean | Prisma.Message$reactionsArgs<ExtArgs>
+  _count?: boolean | Prisma.MessageCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type MessageIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
@@ -619,6 +1035,7 @@ export type $MessagePayload<ExtArgs extends runtime.Types.Extensions.InternalArg
   name: "Message"
   objects: {
     conversation: Prisma.$ConversationPayload<ExtArgs>
+    reactions: Prisma.$MessageReactionPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     conversationId: string
@@ -628,6 +1045,19 @@ export type $MessagePayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     body: string
     clientMessageId: string
     createdAt: Date
+    /**
+     * Event that last changed this message (sent, edited, deleted, reacted to, replied to in its thread).
+     */
+    eventSeq: number
+    editedAt: Date | null
+    /**
+     * A tombstone: the body is '' and the reactions are gone.
+     */
+    deletedAt: Date | null
+    replyToSeq: number | null
+    threadRootSeq: number | null
+    threadReplyCount: number
+    threadLastReplySeq: number | null
   }, ExtArgs["result"]["message"]>
   composites: {}
 }
@@ -1023,6 +1453,7 @@ readonly fields: MessageFieldRefs;
 export interface Prisma__MessageClient<T, Null = never, ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs, GlobalOmitOptions = {}> extends Prisma.PrismaPromise<T> {
   readonly [Symbol.toStringTag]: "PrismaPromise"
   conversation<T extends Prisma.ConversationDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.ConversationDefaultArgs<ExtArgs>>): Prisma.Prisma__ConversationClient<runtime.Types.Result.GetResult<Prisma.$ConversationPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
+  reactions<T extends Prisma.Message$reactionsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Message$reactionsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$MessageReactionPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1059,6 +1490,13 @@ export interface MessageFieldRefs {
   readonly body: Prisma.FieldRef<"Message", 'String'>
   readonly clientMessageId: Prisma.FieldRef<"Message", 'String'>
   readonly createdAt: Prisma.FieldRef<"Message", 'DateTime'>
+  readonly eventSeq: Prisma.FieldRef<"Message", 'Int'>
+  readonly editedAt: Prisma.FieldRef<"Message", 'DateTime'>
+  readonly deletedAt: Prisma.FieldRef<"Message", 'DateTime'>
+  readonly replyToSeq: Prisma.FieldRef<"Message", 'Int'>
+  readonly threadRootSeq: Prisma.FieldRef<"Message", 'Int'>
+  readonly threadReplyCount: Prisma.FieldRef<"Message", 'Int'>
+  readonly threadLastReplySeq: Prisma.FieldRef<"Message", 'Int'>
 }
     
 
@@ -1457,6 +1895,30 @@ export type MessageDeleteManyArgs<ExtArgs extends runtime.Types.Extensions.Inter
    * Limit how many Messages to delete.
    */
   limit?: number
+}
+
+/**
+ * Message.reactions
+ */
+export type Message$reactionsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the MessageReaction
+   */
+  select?: Prisma.MessageReactionSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the MessageReaction
+   */
+  omit?: Prisma.MessageReactionOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.MessageReactionInclude<ExtArgs> | null
+  where?: Prisma.MessageReactionWhereInput
+  orderBy?: Prisma.MessageReactionOrderByWithRelationInput | Prisma.MessageReactionOrderByWithRelationInput[]
+  cursor?: Prisma.MessageReactionWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.MessageReactionScalarFieldEnum | Prisma.MessageReactionScalarFieldEnum[]
 }
 
 /**
