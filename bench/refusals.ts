@@ -140,11 +140,107 @@ async function main() {
       const took = performance.now() - started;
       console.log(`   ${aliases} alias${aliases > 1 ? 'es' : ''}: ${ms(took)} of server time if run (${result.errors?.length ?? 0} errors); refused in the gate in well under a millisecond`);
     }
+    console.log(`\n4. Abuse limits on a real server${process.env.REDIS_URL ? ' (shared through Redis)' : ' (in process: no REDIS_URL)'}, median of ${ROUNDS} refusals:`);
+    await abuseRefusals(db.url);
+
     const introspection = guard.prepare({ query: getIntrospectionQuery() });
     console.log(`\n   (GraphiQL's introspection query is admitted: ${Array.isArray(introspection) ? 'NO' : 'yes'})\n`);
   } finally {
     await app.stop();
     await db.drop();
+  }
+}
+
+/** Round trips of refusals by the abuse limits: a send, a subscription over the per-socket cap, a connection_init, an upgrade. */
+async function abuseRefusals(databaseUrl: string) {
+  const limited = async (env: Record<string, string>) => {
+    const config = loadConfig({ ...process.env, DATABASE_URL: databaseUrl, JWT_SECRET: SECRET, LOG_LEVEL: 'silent', ...env });
+    const app = await buildApp(config, createLogger('silent', {}));
+    return { app, url: (await app.start(0, '127.0.0.1')).url };
+  };
+  const perUser = await limited({ SEND_RATE_PER_SECOND: '1', SEND_BURST: '1', CONNECT_RATE_PER_MINUTE: '1', CONNECT_RATE_PER_MINUTE_PER_ADDRESS: '0', MAX_SUBSCRIPTIONS_PER_CONNECTION: '1' });
+  const perAddress = await limited({ CONNECT_RATE_PER_MINUTE: '0', CONNECT_RATE_PER_MINUTE_PER_ADDRESS: '1' });
+  try {
+    const user = `abuse-${Date.now()}`;
+    const token = await signToken(SECRET, user, { name: 'Abuse' });
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
+    const post = async (query: string, variables?: Record<string, unknown>) =>
+      (await (await fetch(perUser.url, { method: 'POST', headers, body: JSON.stringify({ query, variables }) })).json()) as { data?: any; errors?: { extensions: { code: string } }[] };
+    const group = (await post('mutation { createGroup(title: "abuse", memberIds: []) { id } }')).data.createGroup.id as string;
+    const SEND = 'mutation($c: ID!, $m: String!) { sendMessage(conversationId: $c, body: "x", clientMessageId: $m) { seq } }';
+    await post(SEND, { c: group, m: 'first' });
+    const sends: number[] = [];
+    let code = '';
+    for (let i = 0; i < ROUNDS; i++) {
+      const started = performance.now();
+      code = (await post(SEND, { c: group, m: `m-${i}` })).errors?.[0]?.extensions.code ?? 'accepted';
+      sends.push(performance.now() - started);
+    }
+    console.log('   a send over the rate (HTTP)'.padEnd(62), code.padEnd(28), ms(median(sends)).padStart(9));
+
+    // The one connection_init allowed, holding a subscription: the next subscribe is over the cap.
+    const socket = new WebSocket(perUser.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+    await new Promise<void>((resolve) => {
+      socket.once('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
+      socket.once('message', () => resolve());
+    });
+    socket.send(JSON.stringify({ id: 'held', type: 'subscribe', payload: { query: 'subscription { inbox { __typename } }' } }));
+    const capped: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const started = performance.now();
+      await new Promise<void>((resolve) => {
+        const onMessage = (raw: WebSocket.RawData) => {
+          const message = JSON.parse(String(raw)) as { id?: string; type: string; payload?: { extensions?: { code?: string } }[] };
+          if (message.id === `x${i}`) {
+            code = message.payload?.[0]?.extensions?.code ?? message.type;
+            socket.off('message', onMessage);
+            resolve();
+          }
+        };
+        socket.on('message', onMessage);
+        socket.send(JSON.stringify({ id: `x${i}`, type: 'subscribe', payload: { query: '{ __typename }' } }));
+      });
+      capped.push(performance.now() - started);
+    }
+    console.log('   a subscribe over the operations per socket (WebSocket)'.padEnd(62), code.padEnd(28), ms(median(capped)).padStart(9));
+    socket.close();
+
+    const closes: number[] = [];
+    let closeCode = 0;
+    for (let i = 0; i < Math.min(ROUNDS, 50); i++) {
+      const again = new WebSocket(perUser.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+      await new Promise<void>((resolve) => again.once('open', () => resolve()));
+      const started = performance.now();
+      closeCode = await new Promise<number>((resolve) => {
+        again.once('close', (code) => resolve(code));
+        again.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+      });
+      closes.push(performance.now() - started);
+    }
+    console.log('   a connection_init over the attempts per user (WebSocket)'.padEnd(62), `close ${closeCode}`.padEnd(28), ms(median(closes)).padStart(9));
+
+    const upgrades: number[] = [];
+    let status = 0;
+    for (let i = 0; i < Math.min(ROUNDS, 50) + 1; i++) {
+      const started = performance.now();
+      status = await new Promise<number>((resolve) => {
+        const attempt = new WebSocket(perAddress.url.replace(/^http/, 'ws'), 'graphql-transport-ws', { localAddress: '127.0.0.9' });
+        attempt.on('error', () => {});
+        attempt.once('open', () => {
+          attempt.terminate();
+          resolve(101);
+        });
+        attempt.once('unexpected-response', (_req, res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+      });
+      if (i > 0) upgrades.push(performance.now() - started);
+    }
+    console.log('   an upgrade over the attempts per address'.padEnd(62), `HTTP ${status}`.padEnd(28), ms(median(upgrades)).padStart(9));
+  } finally {
+    await perUser.app.stop();
+    await perAddress.app.stop();
   }
 }
 
