@@ -133,7 +133,7 @@ export class Cluster {
     this.instances[index]!.process?.kill('SIGCONT');
   }
 
-  /** Resolves when the instance answers /ready with 200 (PostgreSQL and Redis reachable, not draining). */
+  /** Resolves when the instance answers /ready with 200 (PostgreSQL reachable, not draining). */
   async ready(index: number, timeoutMs = 30_000): Promise<void> {
     const instance = this.instances[index]!;
     if (!instance.process) throw new Error(`instance ${index} is not running`);

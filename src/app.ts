@@ -183,7 +183,13 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
           maxBufferedBytes: config.maxSocketBufferBytes,
           keepAliveMs: config.wsKeepAliveMs,
         }),
-      readiness: async () => ({ database: await pingDatabase(storage.db), broker: broker.healthy() }),
+      // Without the broker an instance still delivers (the position check reads
+      // the database), so only the database decides readiness: taking every
+      // instance out of rotation when Redis blips would be the bigger outage.
+      readiness: async () => {
+        const database = await pingDatabase(storage.db);
+        return { ready: database, checks: { database, broker: broker.healthy() } };
+      },
       metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
     });
     connections = () => http.connections;

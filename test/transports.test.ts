@@ -163,3 +163,83 @@ describe.each(TRANSPORTS)('shutdown, over %s', (transport) => {
     }
   });
 });
+
+const SEQ_ONLY = 'subscription($c: ID!) { messageAdded(conversationId: $c) { seq } }';
+
+describe('a subscriber that stops reading', () => {
+  // A small bound so that a paused client fills it quickly (the default is 8 MiB), yet above what a
+  // reader that keeps up holds during a burst; a keepalive long enough not to drop the paused one first.
+  let tight: TestServer;
+  beforeAll(async () => {
+    tight = await TestServer.start({ DATABASE_URL: db.url, MAX_SOCKET_BUFFER_BYTES: String(1024 * 1024), WS_KEEPALIVE_MS: '120000' });
+  });
+  afterAll(async () => {
+    await tight?.stop();
+  });
+
+  /** Sends big messages until `ended` says the server gave up on the reader (or a generous number was sent). */
+  async function flood(sender: TestUser, c: string, ended: () => boolean): Promise<number> {
+    const body = 'x'.repeat(4000);
+    let sent = 0;
+    while (!ended() && sent < 4000) {
+      await Promise.all(Array.from({ length: 20 }, () => sender.ok(SEND, { c, b: body, m: uid('flood') })));
+      sent += 20;
+    }
+    return sent;
+  }
+
+  it('closes a WebSocket that falls too far behind with 1013, and others keep receiving', async () => {
+    const [alice, bob, carol] = [await tight.user(uid('alice'), 'alice'), await tight.user(uid('bob'), 'bob'), await tight.user(uid('carol'), 'carol')];
+    users.push(alice, bob, carol);
+    const c = await group(alice, [bob, carol]);
+    const { default: WebSocket } = await import('ws');
+    const before = tight.app.realtime.hub.stats().live;
+    const socket = new WebSocket(tight.wsUrl, 'graphql-transport-ws');
+    let closedWith: number | undefined;
+    socket.on('close', (code) => (closedWith = code));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${bob.token}` } }));
+    await new Promise((resolve) => socket.once('message', resolve)); // connection_ack
+    socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: MESSAGE_ADDED, variables: { c } } }));
+    // Carol keeps up (and asks for small payloads, so a burst never fills her buffer on a loaded machine).
+    const healthy = carol.subscribe(SEQ_ONLY, { c });
+    await tight.live(before + 2);
+    // Bob stops reading: the kernel buffers fill, then the server's.
+    (socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    const sent = await flood(alice, c, () => closedWith !== undefined || socket.readyState !== socket.OPEN);
+    (socket as unknown as { _socket: { resume(): void } })._socket.resume();
+    await new Promise<void>((resolve) => (closedWith !== undefined ? resolve() : socket.once('close', () => resolve())));
+    expect(closedWith).toBe(1013);
+    await healthy.until((h) => h.data.at(-1)?.messageAdded.seq === sent, 60_000, `seq ${sent}`);
+  }, 180_000);
+
+  it('cuts off an event stream that falls too far behind, and others keep receiving', async () => {
+    const [alice, bob, carol] = [await tight.user(uid('alice'), 'alice'), await tight.user(uid('bob'), 'bob'), await tight.user(uid('carol'), 'carol')];
+    users.push(alice, bob, carol);
+    const c = await group(alice, [bob, carol]);
+    const http = await import('node:http');
+    const before = tight.app.realtime.hub.stats().live;
+    let ended = false;
+    const response = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      const request = http.request(tight.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${bob.token}` },
+      });
+      request.on('response', resolve).on('error', reject);
+      request.end(JSON.stringify({ query: MESSAGE_ADDED, variables: { c } }));
+    });
+    response.on('close', () => (ended = true)).on('error', () => (ended = true));
+    response.pause(); // Bob stops reading
+    const healthy = carol.subscribe(SEQ_ONLY, { c });
+    await tight.live(before + 2);
+    const sent = await flood(alice, c, () => ended);
+    response.resume();
+    response.on('data', () => {});
+    await new Promise<void>((resolve) => (ended ? resolve() : response.once('close', () => resolve())));
+    expect(ended).toBe(true);
+    // Bob's subscription is over on the server too: only carol's is left.
+    for (let waited = 0; tight.app.realtime.hub.stats().live > before + 1 && waited < 5000; waited += 50) await settle(50);
+    expect(tight.app.realtime.hub.stats().live).toBe(before + 1);
+    await healthy.until((h) => h.data.at(-1)?.messageAdded.seq === sent, 60_000, `seq ${sent}`);
+  }, 180_000);
+});

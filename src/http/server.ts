@@ -15,8 +15,8 @@ export interface HttpServerOptions {
   sse: SseTransport;
   /** Creates the WebSocket transport on the HTTP server (it handles upgrades itself). */
   webSocket: (server: http.Server) => SocketServer;
-  /** For /ready: whether each dependency answers. */
-  readiness: () => Promise<Record<string, boolean>>;
+  /** For /ready: whether the instance can serve (`ready`), and each dependency's state for operators. */
+  readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>;
   metrics: () => Promise<{ contentType: string; text: string }>;
 }
 
@@ -47,8 +47,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       return;
     }
     if (pathname === '/ready') {
-      void options.readiness().then((checks) => {
-        const ready = !draining && Object.values(checks).every(Boolean);
+      void options.readiness().then(({ ready: able, checks }) => {
+        const ready = !draining && able;
         res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, draining, ...checks }));
       });
       return;
