@@ -293,3 +293,23 @@ describe.each(TRANSPORTS)('the events subscription, over %s', (transport) => {
     expect(sub.data[1].events).toMatchObject({ eventSeq: 2, action: 'EDITED', message: { body: 'quietly edited' } });
   });
 });
+
+describe('write limits', () => {
+  it('counts edits, deletions and reactions against the same budget as sends', async () => {
+    const limited = await TestServer.start({ DATABASE_URL: db.url, SEND_RATE_PER_SECOND: '1', SEND_BURST: '3' });
+    try {
+      const [alice, bob] = [await limited.user(uid('alice'), 'alice'), await limited.user(uid('bob'), 'bob')];
+      const c = await dm(alice, bob);
+      await send(alice, c, 'one'); // 1
+      await edit(alice, c, 1, 'one, edited'); // 2
+      await react(alice, c, 1, '👍'); // 3
+      const refused = await del(alice, c, 1);
+      expect(code(refused)).toBe('RATE_LIMITED');
+      expect((refused.errors?.[0]?.extensions as { retryAfterMs?: number }).retryAfterMs).toBeGreaterThan(0);
+      const stored = await db.query('SELECT deleted_at FROM messages WHERE conversation_id = $1', [c]);
+      expect(stored[0]!.deleted_at).toBeNull();
+    } finally {
+      await limited.stop();
+    }
+  });
+});

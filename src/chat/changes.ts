@@ -4,6 +4,7 @@ import type { Database } from '../db/client.js';
 import { badInput, forbidden, notFound } from '../errors.js';
 import type { ChatEvents } from './events.js';
 import { messageFromJson } from './message-rows.js';
+import { createRateLimiter } from './rate-limit.js';
 import type { MessageAction, MessageRecord } from './records.js';
 import type { UserService } from './users.js';
 import { conversationIdArgument, MAX_DISTINCT_REACTIONS, messageBody, reactionArgument, seqArgument } from './validate.js';
@@ -25,7 +26,15 @@ export type MessageChangeService = ReturnType<typeof createMessageChangeService>
  * Citus) that takes the next event number and re-stamps the message, then
  * one announcement of the event with the message's new state.
  */
-export function createMessageChangeService(db: Database, users: UserService, events: ChatEvents, config: Config) {
+export function createMessageChangeService(
+  db: Database,
+  users: UserService,
+  events: ChatEvents,
+  config: Config,
+  /** The same budget as sends (SEND_RATE_PER_SECOND, SEND_BURST): every message write counts. */
+  limit?: { take(key: string): void | Promise<void> },
+) {
+  const writeLimit = limit ?? createRateLimiter('messages', config.sendRatePerSecond, config.sendBurst);
   /** Turns a refusal into the error that says why; 'ok' and 'unchanged' pass. */
   function check(outcome: string, seq: number): void {
     switch (outcome) {
@@ -102,6 +111,7 @@ export function createMessageChangeService(db: Database, users: UserService, eve
       const conversationId = conversationIdArgument(id);
       const at = seqArgument(seq, 'seq');
       const text = messageBody(body, config.maxBodyLength);
+      await writeLimit.take(viewer.id);
       const [row] = await db.$queryRaw<ChangeRow[]>`
         SELECT outcome, event_seq, message, members, member_ids
           FROM chat_edit_message(${conversationId}::uuid, ${at}::integer, ${viewer.id}, ${text}, ${new Date()}::timestamptz, ${events.memberListMax}::integer)`;
@@ -112,6 +122,7 @@ export function createMessageChangeService(db: Database, users: UserService, eve
     async delete(viewer: Viewer, id: string, seq: number): Promise<MessageRecord> {
       const conversationId = conversationIdArgument(id);
       const at = seqArgument(seq, 'seq');
+      await writeLimit.take(viewer.id);
       const [row] = await db.$queryRaw<ChangeRow[]>`
         SELECT outcome, event_seq, message, members, member_ids
           FROM chat_delete_message(${conversationId}::uuid, ${at}::integer, ${viewer.id}, ${new Date()}::timestamptz, ${events.memberListMax}::integer)`;
@@ -123,6 +134,7 @@ export function createMessageChangeService(db: Database, users: UserService, eve
       const conversationId = conversationIdArgument(id);
       const at = seqArgument(seq, 'seq');
       const name = reactionArgument(reaction);
+      await writeLimit.take(viewer.id);
       const [row] = await db.$queryRaw<ChangeRow[]>`
         SELECT outcome, event_seq, message, members, member_ids
           FROM chat_react(${conversationId}::uuid, ${at}::integer, ${viewer.id}, ${name}, ${add}, ${new Date()}::timestamptz,
