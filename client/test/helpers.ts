@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { createChatClient, type ChatClient, type ChatClientOptions, type ChatError, type Message } from '../src/index.js';
+import { createChatClient, type ChatClient, type ChatClientOptions, type ChatError, type Cursors, type Message } from '../src/index.js';
 import type { TestServer } from '../../test/support/server.js';
 import { signToken } from '../../src/auth.js';
 import { TEST_JWT_SECRET } from '../../test/support/server.js';
@@ -16,6 +16,9 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, what:
 }
 
 export const token = (id: string, name = id, expiresIn?: string | number) => signToken(TEST_JWT_SECRET, id, { name, expiresIn });
+
+/** The message seq of each cursor: how far `onMessage` has delivered, per conversation. */
+export const seqCursors = (cursors: Cursors) => Object.fromEntries(Object.entries(cursors).map(([id, cursor]) => [id, cursor.afterSeq]));
 
 export const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 
