@@ -1,4 +1,6 @@
-import type { LiveMessage, LocalMember, Message, MemberRole, ReadReceipt, User } from './types.js';
+import type { LiveMessage, LocalMember, Message, MemberRole, QuotedMessage, ReadReceipt, User } from './types.js';
+
+const quote = (m: Message): QuotedMessage => ({ seq: m.seq, eventSeq: m.eventSeq, body: m.body, deleted: m.deleted, editedAt: m.editedAt, sender: m.sender });
 
 /**
  * A change to the member list, as the event log tells it. Kept while the list
@@ -27,6 +29,8 @@ export class ConversationModel {
   private pendingOps: MemberOp[] | undefined;
   /** The highest message seq known to exist. */
   lastSeq = 0;
+  /** Messages that show another one (a reply's quote, a root's last reply), by the seq they show. */
+  private readonly shownIn = new Map<number, Set<number>>();
 
   /**
    * Stores a message's state unless the model already holds a newer one
@@ -38,10 +42,50 @@ export class ConversationModel {
   put(message: Message, authoritative: boolean): Message {
     const stored = this.messages.get(message.seq);
     if (!stored || message.eventSeq > stored.eventSeq || (authoritative && message.eventSeq === stored.eventSeq)) {
-      this.messages.set(message.seq, message);
+      this.messages.set(message.seq, this.showing(message));
+      this.reshow(message);
     }
     if (message.seq > this.lastSeq) this.lastSeq = message.seq;
     return this.messages.get(message.seq)!;
+  }
+
+  /**
+   * A payload quotes other messages as they were when it was rendered: show
+   * them as the model holds them now (a quote of a message edited or deleted
+   * since shows the edit, or the tombstone), and remember who shows whom.
+   */
+  private showing(message: Message): Message {
+    let shown = message;
+    const quoted: [number | null, QuotedMessage | null][] = [
+      [message.replyToSeq, message.replyTo],
+      [message.threadLastReplySeq, message.threadLastReply],
+    ];
+    for (const [seq, payload] of quoted) {
+      if (seq === null) continue;
+      let by = this.shownIn.get(seq);
+      if (!by) this.shownIn.set(seq, (by = new Set()));
+      by.add(message.seq);
+      const target = this.messages.get(seq);
+      if (target && (!payload || target.eventSeq >= payload.eventSeq)) shown = this.withQuote(shown, target);
+    }
+    return shown;
+  }
+
+  private withQuote(message: Message, target: Message): Message {
+    const now = quote(target);
+    return {
+      ...message,
+      replyTo: message.replyToSeq === target.seq ? now : message.replyTo,
+      threadLastReply: message.threadLastReplySeq === target.seq ? now : message.threadLastReply,
+    };
+  }
+
+  /** `target` changed: messages quoting it show its new state. */
+  private reshow(target: Message): void {
+    for (const seq of this.shownIn.get(target.seq) ?? []) {
+      const message = this.messages.get(seq);
+      if (message && message.seq !== target.seq) this.messages.set(seq, this.withQuote(message, target));
+    }
   }
 
   /**
