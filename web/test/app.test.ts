@@ -340,6 +340,10 @@ describe.runIf(hasChromium)('history, groups and members', () => {
     await expect.poll(() => conversationButton(bob, /Team/).textContent(), WAIT).toContain('Alice: welcome');
 
     await alice.getByRole('button', { name: 'Members' }).click();
+    // Renamed: the other member's list follows.
+    await alice.getByLabel('New group name').fill('Dream Team');
+    await alice.getByRole('button', { name: 'Rename' }).click();
+    await expect.poll(() => conversationButton(bob, /Dream Team/).count(), WAIT).toBe(1);
     await alice.getByLabel('User ids to add').fill(carolId);
     await alice.getByRole('button', { name: 'Add', exact: true }).click();
     await expect.poll(() => alice.getByRole('list', { name: 'Members' }).locator('li').count(), WAIT).toBe(3);
