@@ -56,10 +56,11 @@ chat.onMessage((m) => {
 
 chat.onMessageChanged((event: MessageChangedEvent) => {
   const m = event.message;
+  // No actor on a compacted event (a catch-up, or one the server read back from storage).
   const who = event.actor?.name ?? 'someone';
   switch (event.action) {
     case 'EDITED':
-      return console.log(`#${m.seq} edited by ${who}: ${m.body}`);
+      return console.log(`#${m.seq} edited${event.actor ? ` by ${who}` : ''}: ${m.body}`);
     case 'DELETED':
       return console.log(`#${m.seq} deleted`);
     case 'REACTION_ADDED':

@@ -23,8 +23,12 @@ export interface SendOptions extends ChangeOptions, ReplyOptions {
 export interface OutboxOptions {
   /** One attempt; rejects with a ChatError. */
   sendMessage(conversationId: string, body: string, clientMessageId: string, reply: ReplyOptions): Promise<Message>;
-  /** A send or a change was acknowledged: the message as the server now holds it. */
-  onDone(message: Message): void;
+  /**
+   * A send or a change was acknowledged: the message as the server now
+   * holds it. The call resolves once the session has taken it in (a send's
+   * message delivered, when it is the next one).
+   */
+  onDone(message: Message, kind: 'send' | 'change'): void | Promise<void>;
   onError(error: ChatError): void;
   retry: RetryOptions;
   signal: AbortSignal;
@@ -111,7 +115,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
       if (entry.send) entry.send.attempts++;
       try {
         const message = await entry.run();
-        options.onDone(message);
+        await options.onDone(message, entry.send ? 'send' : 'change');
         return message;
       } catch (raw) {
         const error = toChatError(raw);

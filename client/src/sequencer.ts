@@ -112,7 +112,7 @@ export class Sequencer {
   private readonly options: SequencerOptions;
   /** Our own sends to conversations not followed yet (just started): the lowest seq each. */
   private readonly sentBefore = new Map<string, number>();
-  private readonly membersLoading = new Map<string, Promise<LocalMember[]>>();
+  private readonly membersLoading = new Map<string, { promise: Promise<LocalMember[]>; keep: boolean }>();
   private readonly verifying = new Set<string>();
 
   constructor(options: SequencerOptions) {
@@ -281,12 +281,41 @@ export class Sequencer {
    * history page): its state goes into the model if it is newer; a message
    * the session has not delivered yet is delivered when its turn comes.
    */
-  acceptMessage(message: Message, source: 'sent' | 'read'): void {
+  acceptMessage(message: Message): void {
+    this.options.store.model(message.conversationId).put(message, true);
+    const track = this.tracks.get(message.conversationId);
+    if (track) this.drain(track);
+  }
+
+  /**
+   * Our own send's answer. Usually the message is the conversation's next
+   * one: it is delivered now, before `send()` resolves, rather than after its
+   * round trip through the subscription. In a conversation the session does
+   * not follow yet (one just started, whose announcement is still on its
+   * way), it first reads where the conversation stands and follows it from
+   * there, our message included; in one being announced, it waits for that.
+   */
+  async acceptSent(message: Message): Promise<void> {
     const { conversationId } = message;
     this.options.store.model(conversationId).put(message, true);
+    if (!this.tracks.has(conversationId)) {
+      this.sentBefore.set(conversationId, Math.min(message.seq, this.sentBefore.get(conversationId) ?? Number.POSITIVE_INFINITY));
+      let conversation: Conversation;
+      try {
+        conversation = await this.options.api.conversation(conversationId);
+      } catch {
+        return; // the next sync (or the announcement) follows it, our message included
+      }
+      this.follow(conversationId, { eventCursor: conversation.lastEventSeq, messageCursor: conversation.lastSeq, historyUntil: conversation.lastSeq });
+      this.noteTitle(conversationId, conversation.title);
+    }
     const track = this.tracks.get(conversationId);
-    if (track) this.drain(track);
-    else if (source === 'sent') this.sentBefore.set(conversationId, Math.min(message.seq, this.sentBefore.get(conversationId) ?? Number.POSITIVE_INFINITY));
+    if (track?.paused) await track.paused.promise;
+    if (track && this.tracks.get(conversationId) === track) {
+      this.drain(track);
+      // Messages before ours still being fetched (a conversation just followed): ours comes after them.
+      if (track.messageCursor < message.seq) await track.filling;
+    }
   }
 
   /**
@@ -296,13 +325,14 @@ export class Sequencer {
    * returned, not kept).
    */
   loadMembers(conversationId: string): Promise<LocalMember[]> {
-    const loading = this.membersLoading.get(conversationId);
-    if (loading) return loading;
-    const model = this.options.store.model(conversationId);
     const known = this.options.store.members(conversationId);
     if (known) return Promise.resolve(known);
     const track = this.tracks.get(conversationId);
     const keep = track?.eventCursor !== undefined;
+    // Share a read in flight, unless it will not be kept and this one would.
+    const loading = this.membersLoading.get(conversationId);
+    if (loading && (loading.keep || !keep)) return loading.promise;
+    const model = this.options.store.model(conversationId);
     if (keep) model.startLoadingMembers();
     const promise = (async () => {
       const read: LocalMember[] = [];
@@ -315,17 +345,20 @@ export class Sequencer {
           after = page.endCursor;
         }
       } catch (error) {
-        model.abortLoadingMembers();
+        if (keep) model.abortLoadingMembers();
         throw error;
       }
-      if (!keep || this.tracks.get(conversationId) !== track || this.options.store.peek(conversationId) !== model) {
+      if (!keep) return read;
+      if (this.tracks.get(conversationId) !== track || this.options.store.peek(conversationId) !== model) {
         model.abortLoadingMembers();
         return read;
       }
       model.finishLoadingMembers(read);
       return this.options.store.members(conversationId)!;
-    })().finally(() => this.membersLoading.delete(conversationId));
-    this.membersLoading.set(conversationId, promise);
+    })().finally(() => {
+      if (this.membersLoading.get(conversationId)?.promise === promise) this.membersLoading.delete(conversationId);
+    });
+    this.membersLoading.set(conversationId, { promise, keep });
     return promise;
   }
 

@@ -281,7 +281,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     // Our own message is usually the next one: deliver it now rather than
     // after its round trip through the subscription. A change's answer is
     // the message's newest state, with the viewer's own reactions.
-    onDone: (message) => sequencer.acceptMessage(message, 'sent'),
+    onDone: (message, kind) => (kind === 'send' ? sequencer.acceptSent(message) : sequencer.acceptMessage(message)),
     onError: report,
     retry,
     signal,
@@ -332,7 +332,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     (!filter?.conversationId || filter.conversationId === message.conversationId) && (filter?.threadRootSeq === undefined || filter.threadRootSeq === message.threadRootSeq);
   /** Puts what a read returned into the model (newer states only), then hands it back. */
   const kept = <T extends { messages: Message[] }>(page: T): T => {
-    for (const message of page.messages) sequencer.acceptMessage(message, 'read');
+    for (const message of page.messages) sequencer.acceptMessage(message);
     return page;
   };
   let closing: Promise<void> | undefined;
@@ -410,14 +410,20 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
         const members = store.members(conversationId);
         if (!stopped && members) listener(members.map(({ user, lastReadSeq }) => ({ user, lastReadSeq })));
       };
-      const off = emitter.on('members', (changed) => changed === conversationId && publish());
-      sequencer.loadMembers(conversationId).then(
-        (members) => !stopped && listener(members.map(({ user, lastReadSeq }) => ({ user, lastReadSeq }))),
-        (error: unknown) => !stopped && report(error),
-      );
+      const load = () =>
+        sequencer.loadMembers(conversationId).then(
+          (members) => !stopped && listener(members.map(({ user, lastReadSeq }) => ({ user, lastReadSeq }))),
+          (error: unknown) => !stopped && report(error),
+        );
+      const offMembers = emitter.on('members', (changed) => changed === conversationId && publish());
+      // The model keeps the list current only for a conversation the session
+      // follows: asked before the first sync, read it again once live.
+      const offStatus = emitter.on('status', (next) => next === 'live' && !store.members(conversationId) && void load());
+      void load();
       return () => {
         stopped = true;
-        off();
+        offMembers();
+        offStatus();
       };
     },
     reconnect: () => connection.reconnect(),
