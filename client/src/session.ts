@@ -430,7 +430,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     request: (document, variables) => http.execute(document, variables),
     close() {
       closing ??= (async () => {
-        // Ends the inbox subscription, rejects pending sends with CLOSED,
+        // Ends the events subscription, rejects pending sends with CLOSED,
         // stops catch-ups, aborts requests in flight.
         lifetime.abort(new ChatError(ErrorCode.CLOSED, 'The session was closed'));
         setStatus('closed');
