@@ -1,14 +1,20 @@
 import {
   AddMembersDocument,
+  AddReactionDocument,
   ConversationDocument,
   ConversationsDocument,
   CreateGroupDocument,
+  DeleteMessageDocument,
+  EditMessageDocument,
+  EventsSinceDocument,
   LeaveConversationDocument,
   MarkReadDocument,
   MembersDocument,
   MessagesDocument,
   MessagesSinceDocument,
   RemoveMemberDocument,
+  RemoveReactionDocument,
+  RenameConversationDocument,
   SendMessageDocument,
   SetTypingDocument,
   StartDirectConversationDocument,
@@ -17,7 +23,30 @@ import {
 } from './generated/graphql.js';
 import { ChatError, ErrorCode } from './errors.js';
 import type { HttpTransport } from './http.js';
+import type { EventFieldsFragment } from './generated/graphql.js';
 import type { Conversation, ConversationPage, MemberPage, Message, MessageHistory, MessagesSincePage, User } from './types.js';
+
+/** One event of a conversation's log as eventsSince returns it (the typed union of the query). */
+export type LogEvent = EventFieldsFragment;
+
+/** A page of compacted catch-up of a conversation's event log. */
+export interface EventsSincePage {
+  /** Ascending by eventSeq; each changed thing once, in its current state. */
+  events: LogEvent[];
+  hasMore: boolean;
+  /** Everything up to here is in this page or before it: continue after it. */
+  nextAfterEventSeq: number;
+  /** The conversation's newest event when the page was read. */
+  lastEventSeq: number;
+}
+
+/** What a message replies to: another message (a quote), or a thread. */
+export interface ReplyOptions {
+  /** Quote this message of the same conversation. */
+  replyToSeq?: number | null;
+  /** Reply in this message's thread (a message that is not itself a thread reply). */
+  threadRootSeq?: number | null;
+}
 
 /**
  * Typed helpers for every query and mutation, over HTTP. Each resolves with
@@ -33,10 +62,21 @@ export interface ChatApi {
   conversations(page?: { first?: number; after?: string | null }): Promise<ConversationPage>;
   /** Members ordered by user id (`first`: 1 to 500, default 50). */
   members(conversationId: string, page?: { first?: number; after?: string | null }): Promise<MemberPage>;
-  /** History paging backwards: the newest `last` (1 to 100, default 50) before `before`. */
-  messages(conversationId: string, page?: { before?: number; last?: number }): Promise<MessageHistory>;
+  /**
+   * History paging backwards: the newest `last` (1 to 100, default 50) before
+   * `before`; the whole timeline (thread replies included), or with
+   * `threadRootSeq` one thread's replies.
+   */
+  messages(conversationId: string, page?: { before?: number; last?: number; threadRootSeq?: number }): Promise<MessageHistory>;
   /** Catch-up: messages after `afterSeq`, ascending (`first`: 1 to 500, default 100). */
   messagesSince(conversationId: string, afterSeq: number, page?: { first?: number }): Promise<MessagesSincePage>;
+  /**
+   * Compacted catch-up of the event log after `afterEventSeq` (`first`: 1 to
+   * 1000 changed messages per page, default 500): each changed message once
+   * in its current state, each member's latest read position, … The session
+   * does this by itself; this is the raw query.
+   */
+  eventsSince(conversationId: string, afterEventSeq: number, page?: { first?: number }): Promise<EventsSincePage>;
   /** The direct conversation with `userId`, created on first call. Idempotent. */
   startDirectConversation(userId: string): Promise<Conversation>;
   createGroup(title: string, memberIds: string[]): Promise<Conversation>;
@@ -49,11 +89,21 @@ export interface ChatApi {
   markRead(conversationId: string, seq: number): Promise<Conversation>;
   /** Tells the other members the viewer is typing (or stopped). */
   setTyping(conversationId: string, typing?: boolean): Promise<boolean>;
+  /** Gives a group a new title (any member may). */
+  renameConversation(conversationId: string, title: string): Promise<Conversation>;
   /**
    * Stores a message once per `clientMessageId`: a single attempt, no retry.
    * Prefer the session's `send`, which retries safely.
    */
-  sendMessage(conversationId: string, body: string, clientMessageId: string): Promise<Message>;
+  sendMessage(conversationId: string, body: string, clientMessageId: string, reply?: ReplyOptions): Promise<Message>;
+  /** The sender replaces a message's body (one attempt; the session's `edit` retries). */
+  editMessage(conversationId: string, seq: number, body: string): Promise<Message>;
+  /** The sender, or a group's owner, deletes a message (one attempt; the session's `delete` retries). */
+  deleteMessage(conversationId: string, seq: number): Promise<Message>;
+  /** Adds the viewer's reaction (one attempt; the session's `react` retries). */
+  addReaction(conversationId: string, seq: number, reaction: string): Promise<Message>;
+  /** Removes the viewer's reaction (one attempt; the session's `unreact` retries). */
+  removeReaction(conversationId: string, seq: number, reaction: string): Promise<Message>;
 }
 
 /**
@@ -88,9 +138,12 @@ export function createChatApi(http: HttpTransport): ChatApi {
         endCursor: members.pageInfo.endCursor,
       };
     },
-    messages: async (conversationId, page = {}) => (await run(MessagesDocument, { conversationId, before: page.before, last: page.last })).messages,
+    messages: async (conversationId, page = {}) =>
+      (await run(MessagesDocument, { conversationId, before: page.before, last: page.last, threadRootSeq: page.threadRootSeq })).messages,
     messagesSince: async (conversationId, afterSeq, page = {}) =>
       (await run(MessagesSinceDocument, { conversationId, afterSeq, first: page.first })).messagesSince,
+    eventsSince: async (conversationId, afterEventSeq, page = {}) =>
+      (await run(EventsSinceDocument, { conversationId, afterEventSeq, first: page.first })).eventsSince,
     startDirectConversation: async (userId) => present((await run(StartDirectConversationDocument, { userId })).startDirectConversation, 'startDirectConversation'),
     createGroup: async (title, memberIds) => present((await run(CreateGroupDocument, { title, memberIds })).createGroup, 'createGroup'),
     addMembers: async (conversationId, userIds) => present((await run(AddMembersDocument, { conversationId, userIds })).addMembers, 'addMembers'),
@@ -98,7 +151,17 @@ export function createChatApi(http: HttpTransport): ChatApi {
     leaveConversation: async (conversationId) => present((await run(LeaveConversationDocument, { conversationId })).leaveConversation, 'leaveConversation'),
     markRead: async (conversationId, seq) => present((await run(MarkReadDocument, { conversationId, seq })).markRead, 'markRead'),
     setTyping: async (conversationId, typing = true) => present((await run(SetTypingDocument, { conversationId, typing })).setTyping, 'setTyping'),
-    sendMessage: async (conversationId, body, clientMessageId) =>
-      present((await run(SendMessageDocument, { conversationId, body, clientMessageId })).sendMessage, 'sendMessage'),
+    renameConversation: async (conversationId, title) =>
+      present((await run(RenameConversationDocument, { conversationId, title })).renameConversation, 'renameConversation'),
+    sendMessage: async (conversationId, body, clientMessageId, reply = {}) =>
+      present(
+        (await run(SendMessageDocument, { conversationId, body, clientMessageId, replyToSeq: reply.replyToSeq, threadRootSeq: reply.threadRootSeq })).sendMessage,
+        'sendMessage',
+      ),
+    editMessage: async (conversationId, seq, body) => present((await run(EditMessageDocument, { conversationId, seq, body })).editMessage, 'editMessage'),
+    deleteMessage: async (conversationId, seq) => present((await run(DeleteMessageDocument, { conversationId, seq })).deleteMessage, 'deleteMessage'),
+    addReaction: async (conversationId, seq, reaction) => present((await run(AddReactionDocument, { conversationId, seq, reaction })).addReaction, 'addReaction'),
+    removeReaction: async (conversationId, seq, reaction) =>
+      present((await run(RemoveReactionDocument, { conversationId, seq, reaction })).removeReaction, 'removeReaction'),
   };
 }

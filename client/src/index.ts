@@ -3,12 +3,13 @@
  * {@link createChatClient}; see client/README.md.
  */
 export { createChatClient, type ChatClient, type ChatClientOptions, type MessageFilter } from './session.js';
-export { createChatApi, type ChatApi } from './api.js';
+export { createChatApi, type ChatApi, type EventsSincePage, type LogEvent, type ReplyOptions } from './api.js';
 export { createHttpTransport, DEFAULT_REQUEST_TIMEOUT_MS, type HttpTransport, type HttpTransportOptions, type RequestOptions } from './http.js';
 export { createTokenSource, type GetToken, type TokenRequest, type TokenSource } from './tokens.js';
 export { ChatError, ErrorCode, isChatError, SERVER_ERROR_CODES } from './errors.js';
 export { CloseReason } from './connection.js';
-export type { SendOptions } from './outbox.js';
+export type { ChangeOptions, SendOptions } from './outbox.js';
+export type { LocalModel } from './model.js';
 export type { RetryOptions } from './timing.js';
 export { TYPING_RENEW_MS } from './live.js';
 export type {
@@ -17,20 +18,31 @@ export type {
   Conversation,
   ConversationKind,
   ConversationPage,
+  Cursor,
   Cursors,
   DepartureReason,
   JoinedEvent,
   LeftEvent,
+  LiveMessage,
+  LocalMember,
   Member,
+  MemberChangedEvent,
   MemberPage,
   MemberRole,
   Message,
+  MessageChange,
+  MessageChangedEvent,
   MessageEvent,
   MessageHistory,
   MessagesSincePage,
   PendingSend,
   PresenceEvent,
+  QuotedMessage,
+  Reaction,
   ReadReceipt,
+  ReceiptEvent,
+  RenamedEvent,
+  SavedCursors,
   TypingEvent,
   Unsubscribe,
   User,

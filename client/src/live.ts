@@ -9,7 +9,7 @@ import type { PresenceEvent, TypingEvent, Unsubscribe } from './types.js';
  * resume. Each feed is subscribed on every (re)connect (the presence
  * subscription starts with everyone's current state, so a reconnect also
  * repairs whatever changed while the socket was down) and dropped when the
- * socket closes, exactly like the inbox subscription.
+ * socket closes, exactly like the events subscription.
  */
 export interface LiveFeeds {
   /** `start` subscribes on the current socket and returns its stop. Runs now if connected, and after every reconnect. */

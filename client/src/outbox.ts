@@ -1,44 +1,70 @@
+import type { ReplyOptions } from './api.js';
 import { ErrorCode, isChatError, isTransient, toChatError, type ChatError } from './errors.js';
 import { abortReason, backoffDelay, createWakeSignal, sleep, type RetryOptions } from './timing.js';
 import type { Message, PendingSend } from './types.js';
 
-export interface SendOptions {
+export interface ChangeOptions {
+  /**
+   * Stops retrying. An attempt already on the wire may still have been
+   * applied; it then arrives like any other change.
+   */
+  signal?: AbortSignal;
+}
+
+export interface SendOptions extends ChangeOptions, ReplyOptions {
   /**
    * The idempotency key. Default: a random UUID. Pass your own to resend
    * after a reload (persist it with the draft): the server stores one
    * message per sender and id, so a resend of a stored message returns it.
    */
   clientMessageId?: string;
+}
+
+/** What an attempt knows of the one before it. */
+export interface Attempt {
   /**
-   * Stops retrying. An attempt already on the wire may still have been
-   * stored; it then arrives like any other message.
+   * The previous attempt timed out or failed on the network: this one should
+   * not reuse a pooled connection (it may be pinned to an instance that
+   * stopped answering), so that it can land on another instance.
    */
-  signal?: AbortSignal;
+  freshConnection: boolean;
 }
 
 export interface OutboxOptions {
+  /** One attempt; rejects with a ChatError. */
+  sendMessage(conversationId: string, body: string, clientMessageId: string, reply: ReplyOptions, attempt: Attempt): Promise<Message>;
   /**
-   * One attempt; rejects with a ChatError. `freshConnection`: the previous
-   * attempt timed out or failed on the network, so this one should not reuse
-   * a pooled connection (it may be pinned to an instance that stopped answering).
+   * A send or a change was acknowledged: the message as the server now
+   * holds it. The call resolves once the session has taken it in (a send's
+   * message delivered, when it is the next one).
    */
-  sendMessage(conversationId: string, body: string, clientMessageId: string, attempt: { freshConnection: boolean }): Promise<Message>;
-  /** A send was acknowledged: the stored message. */
-  onSent(message: Message): void;
+  onDone(message: Message, kind: 'send' | 'change'): void | Promise<void>;
   onError(error: ChatError): void;
   retry: RetryOptions;
   signal: AbortSignal;
 }
 
-interface Entry extends PendingSend {
+interface Entry {
+  conversationId: string;
+  /** Set for sends (what pendingSends lists); undefined for changes. */
+  send: PendingSend | undefined;
+  /** One attempt. */
+  run(attempt: Attempt): Promise<Message>;
   resolve(message: Message): void;
   reject(error: ChatError): void;
   signal: AbortSignal | undefined;
 }
 
-/** Sends with safe retries; see {@link createOutbox}. */
+/** Sends and changes with safe retries; see {@link createOutbox}. */
 export interface Outbox {
   send(conversationId: string, body: string, options?: SendOptions): Promise<Message>;
+  /**
+   * A change to an existing message (edit, delete, reaction): `attempt` must
+   * be idempotent, as the server's are (editing to the same body, deleting
+   * twice, adding a reaction one has are no-ops), since a retry may follow an
+   * attempt whose answer was lost.
+   */
+  change(conversationId: string, attempt: (attempt: Attempt) => Promise<Message>, options?: ChangeOptions): Promise<Message>;
   pending(): PendingSend[];
   /** Retry waiting sends now (the network is back). */
   wake(): void;
@@ -49,17 +75,20 @@ function newClientMessageId(): string {
 }
 
 /**
- * Unacknowledged sends, retried with the same clientMessageId until the
- * server answers: after a network failure or a request timeout (the answer
- * may have been lost after the message was stored: the retry then returns
- * the stored one; it goes out on a new connection), a
- * RATE_LIMITED (after its retryAfterMs), an unexpected server error, or a
- * refused token (the HTTP layer refreshes it). Errors that retrying cannot
- * fix (FORBIDDEN, NOT_FOUND, BAD_USER_INPUT) reject the send.
+ * Unacknowledged sends and message changes, retried until the server
+ * answers: after a network failure or a request timeout (the answer may have
+ * been lost after the write was done: a send is retried with the same
+ * clientMessageId and gets the stored message back; a change is idempotent;
+ * the retry goes out on a new connection), a RATE_LIMITED (after its
+ * retryAfterMs), an unexpected server error, or a refused token (the HTTP
+ * layer refreshes it). Errors that retrying cannot fix (FORBIDDEN,
+ * NOT_FOUND, BAD_USER_INPUT) reject.
  *
- * Each conversation has its own queue, worked one send at a time, so the
- * messages of one sender are stored in the order `send` was called, even
- * across retries. Different conversations do not wait for each other.
+ * Each conversation has its own queue, worked one entry at a time, so one
+ * user's writes to a conversation happen in the order they were called, even
+ * across retries: two edits of one message end with the second, a reaction
+ * to a message being sent waits for it. Different conversations do not wait
+ * for each other.
  */
 export function createOutbox(options: OutboxOptions): Outbox {
   const queues = new Map<string, Entry[]>();
@@ -95,20 +124,17 @@ export function createOutbox(options: OutboxOptions): Outbox {
     for (;;) {
       if (signal.aborted) throw abortReason(signal);
       if (entry.signal?.aborted) throw abortReason(entry.signal);
-      entry.attempts++;
+      if (entry.send) entry.send.attempts++;
       try {
-        const message = await options.sendMessage(entry.conversationId, entry.body, entry.clientMessageId, { freshConnection: networkFailed });
-        options.onSent(message);
+        const message = await entry.run({ freshConnection: networkFailed });
+        await options.onDone(message, entry.send ? 'send' : 'change');
         return message;
       } catch (raw) {
         const error = toChatError(raw);
-        // A timeout or a broken connection: retry on a new connection, which
-        // a load balancer may send to another instance. (After a server's
-        // answer, such as RATE_LIMITED, the connection is fine.)
-        networkFailed = isChatError(error, ErrorCode.NETWORK_ERROR);
         if (signal.aborted) throw abortReason(signal);
+        networkFailed = isChatError(error, ErrorCode.NETWORK_ERROR);
         // UNAUTHENTICATED survives the HTTP layer's one refresh only when the
-        // token source is briefly behind; keep the message and try later.
+        // token source is briefly behind; keep the write and try later.
         if (!isTransient(error) && !isChatError(error, ErrorCode.UNAUTHENTICATED)) throw error;
         if (entry.signal?.aborted) throw abortReason(entry.signal);
         options.onError(error);
@@ -121,42 +147,42 @@ export function createOutbox(options: OutboxOptions): Outbox {
     }
   }
 
+  function enqueue(conversationId: string, send: PendingSend | undefined, run: (attempt: Attempt) => Promise<Message>, entrySignal: AbortSignal | undefined): Promise<Message> {
+    if (signal.aborted) return Promise.reject(abortReason(signal));
+    return new Promise<Message>((resolve, reject) => {
+      const entry: Entry = { conversationId, send, run, resolve, reject, signal: entrySignal };
+      let queue = queues.get(conversationId);
+      const idle = !queue;
+      if (!queue) queues.set(conversationId, (queue = []));
+      queue.push(entry);
+      // Aborted while still queued behind another entry: drop it now. (The
+      // entry in flight notices in its own loop.)
+      entrySignal?.addEventListener(
+        'abort',
+        () => {
+          const index = queue.indexOf(entry);
+          if (index > 0) {
+            queue.splice(index, 1);
+            reject(abortReason(entrySignal));
+          }
+        },
+        { once: true },
+      );
+      if (idle) void work(conversationId, queue);
+    });
+  }
+
   return {
     send(conversationId, body, sendOptions = {}) {
-      if (signal.aborted) return Promise.reject(abortReason(signal));
-      return new Promise<Message>((resolve, reject) => {
-        const entry: Entry = {
-          conversationId,
-          body,
-          clientMessageId: sendOptions.clientMessageId ?? newClientMessageId(),
-          attempts: 0,
-          resolve,
-          reject,
-          signal: sendOptions.signal,
-        };
-        let queue = queues.get(conversationId);
-        const idle = !queue;
-        if (!queue) queues.set(conversationId, (queue = []));
-        queue.push(entry);
-        // Aborted while still queued behind another send: drop it now. (The
-        // send in flight notices in its own loop.)
-        const abortSignal = sendOptions.signal;
-        abortSignal?.addEventListener(
-          'abort',
-          () => {
-            const index = queue.indexOf(entry);
-            if (index > 0) {
-              queue.splice(index, 1);
-              reject(abortReason(abortSignal));
-            }
-          },
-          { once: true },
-        );
-        if (idle) void work(conversationId, queue);
-      });
+      const reply = { replyToSeq: sendOptions.replyToSeq ?? null, threadRootSeq: sendOptions.threadRootSeq ?? null };
+      const pending: PendingSend = { conversationId, body, clientMessageId: sendOptions.clientMessageId ?? newClientMessageId(), ...reply, attempts: 0 };
+      return enqueue(conversationId, pending, (attempt) => options.sendMessage(conversationId, body, pending.clientMessageId, reply, attempt), sendOptions.signal);
+    },
+    change(conversationId, run, changeOptions = {}) {
+      return enqueue(conversationId, undefined, run, changeOptions.signal);
     },
     pending() {
-      return [...queues.values()].flat().map(({ conversationId, body, clientMessageId, attempts }) => ({ conversationId, body, clientMessageId, attempts }));
+      return [...queues.values()].flat().flatMap((entry) => (entry.send ? [{ ...entry.send }] : []));
     },
     wake() {
       wakeSignal.fire();

@@ -6,23 +6,29 @@ import { createEmitter, createPushIterator } from './emitter.js';
 import { ChatError, ErrorCode, toChatError } from './errors.js';
 import { SendMessageDocument } from './generated/graphql.js';
 import { createHttpTransport } from './http.js';
-import { subscribeInbox } from './inbox.js';
 import { createLiveFeeds, createReadMarker, createTypingNotifier, watchPresence, watchTyping, type LiveContext } from './live.js';
-import { createOutbox, type SendOptions } from './outbox.js';
-import { Sequencer } from './sequencer.js';
+import { LocalStore, type LocalModel } from './model.js';
+import { createOutbox, type ChangeOptions, type SendOptions } from './outbox.js';
 import { createResumer } from './resume.js';
+import { Sequencer } from './sequencer.js';
+import { subscribeEvents } from './stream.js';
 import type { RetryOptions } from './timing.js';
 import { createTokenSource, type GetToken } from './tokens.js';
 import type {
   ChatEvent,
   ConnectionStatus,
+  Conversation,
+  Cursor,
   Cursors,
   JoinedEvent,
   LeftEvent,
   Message,
+  MessageChangedEvent,
+  MessageHistory,
   PendingSend,
   PresenceEvent,
   ReadReceipt,
+  SavedCursors,
   Unsubscribe,
   User,
 } from './types.js';
@@ -40,13 +46,21 @@ export interface ChatClientOptions {
   webSocketImpl?: unknown;
   /** A fetch implementation; default: the global one. */
   fetch?: typeof fetch;
-  /** Cursors saved from an earlier session (see `getCursors` / `onCursorsChange`): resume from them. */
-  cursors?: Cursors;
+  /**
+   * Cursors saved from an earlier session (see `getCursors` /
+   * `onCursorsChange`): resume from them. SDK 0.1's `{ [id]: seq }` is
+   * accepted too (see {@link SavedCursors}).
+   */
+  cursors?: SavedCursors;
   /** Same as calling `onCursorsChange` right away. */
   onCursorsChange?: (cursors: Cursors) => void;
   /** Backoff of reconnects and retries. Default: 500 ms doubling up to 30 s, with jitter. */
   retry?: RetryOptions;
-  /** Messages per messagesSince page while catching up (1 to 500). Default 200. */
+  /**
+   * Page size while catching up (1 to 500; default 200): changed messages
+   * per eventsSince page, messages per messagesSince page, and the most
+   * unread messages delivered for a conversation joined while offline.
+   */
   catchUpPageSize?: number;
   /** WebSocket ping period; a socket silent for longer is replaced. Default 10 s. */
   keepAliveMs?: number;
@@ -68,22 +82,63 @@ export interface ChatClientOptions {
 /** Which messages a listener or iterator wants; default: all. */
 export interface MessageFilter {
   conversationId?: string;
+  /** Only the replies in this thread (with `conversationId`). */
+  threadRootSeq?: number;
 }
 
 /**
- * One user's connection to the chat API. Delivers each conversation's
- * messages exactly once and in seq order across reconnects; see the README.
+ * One user's connection to the chat API. Applies each conversation's event
+ * log exactly once and in order across reconnects, keeps a local model of
+ * what it applied (`local`), and delivers each message once, in seq order;
+ * see the README.
  */
 export interface ChatClient extends ChatApi {
   readonly status: ConnectionStatus;
-  /** Stores a message, retrying safely until the server acknowledges it; resolves with the stored message. */
+  /**
+   * The session's local model: each conversation's messages in their current
+   * state (edits, deletions, reactions with the viewer's own flag, thread
+   * counts), its title and, once asked for, its members' read positions.
+   */
+  readonly local: LocalModel;
+  /**
+   * Stores a message, retrying safely until the server acknowledges it;
+   * resolves with the stored message. `replyToSeq` quotes a message,
+   * `threadRootSeq` replies in a thread.
+   */
   send(conversationId: string, body: string, options?: SendOptions): Promise<Message>;
+  /** `send` quoting message `replyToSeq` (shown with it as `replyTo`). */
+  reply(conversationId: string, replyToSeq: number, body: string, options?: SendOptions): Promise<Message>;
+  /** `send` as a reply in the thread under message `threadRootSeq`. */
+  sendInThread(conversationId: string, threadRootSeq: number, body: string, options?: SendOptions): Promise<Message>;
+  /**
+   * Replaces the body of one of the viewer's messages (the sender only).
+   * Like `send`, it retries through network failures and is made in call
+   * order with the viewer's other writes to the conversation.
+   */
+  edit(conversationId: string, seq: number, body: string, options?: ChangeOptions): Promise<Message>;
+  /** Deletes a message (the sender's own, or any in a group the viewer owns): it becomes a tombstone. Retried like `edit`. */
+  delete(conversationId: string, seq: number, options?: ChangeOptions): Promise<Message>;
+  /** Adds the viewer's reaction (one emoji, or a short name like `party_parrot`). Retried like `edit`. */
+  react(conversationId: string, seq: number, reaction: string, options?: ChangeOptions): Promise<Message>;
+  /** Removes the viewer's reaction. Retried like `edit`. */
+  unreact(conversationId: string, seq: number, reaction: string, options?: ChangeOptions): Promise<Message>;
+  /** Gives a group a new title (any member may); everyone gets a `renamed` event. */
+  rename(conversationId: string, title: string): Promise<Conversation>;
+  /** A page of a thread's replies (newest first in paging order, each page ascending), kept in the local model. */
+  loadThread(conversationId: string, threadRootSeq: number, page?: { before?: number; last?: number }): Promise<MessageHistory>;
   /** Sends not acknowledged yet, oldest first per conversation. */
   pendingSends(): PendingSend[];
+  /**
+   * Each message the first time the session sees it: once per seq, in seq
+   * order per conversation, thread replies included (filter with
+   * `threadRootSeq`), in its current state at that moment.
+   */
   onMessage(listener: (message: Message) => void, filter?: MessageFilter): Unsubscribe;
+  /** A delivered message changed: edited, deleted, reacted to, replied to in its thread. */
+  onMessageChanged(listener: (event: MessageChangedEvent) => void, filter?: MessageFilter): Unsubscribe;
   onJoined(listener: (event: JoinedEvent) => void): Unsubscribe;
   onLeft(listener: (event: LeftEvent) => void): Unsubscribe;
-  /** Messages and membership changes, interleaved in delivery order. */
+  /** Everything, interleaved in the order the session applies it: messages, changes, receipts, members, renames, joins, departures. */
   onEvent(listener: (event: ChatEvent) => void): Unsubscribe;
   onStatus(listener: (status: ConnectionStatus) => void): Unsubscribe;
   /** Problems the session is handling by itself (reconnecting, retrying), for logs and UI hints. */
@@ -122,8 +177,17 @@ export interface ChatClient extends ChatApi {
    * flight per conversation) and never move backward; failures go to `onError`.
    */
   markSeen(conversationId: string, seq: number): void;
-  /** Every member's read position (all pages of `members`), for "seen by" marks. */
+  /**
+   * Every member's read position, for "seen by" marks: read once (all pages
+   * of `members`), then kept current by live read receipts.
+   */
   readReceipts(conversationId: string): Promise<ReadReceipt[]>;
+  /**
+   * Live read receipts: the listener gets every member's read position once
+   * loaded, then the whole list again whenever one moves (a ReadReceipt, a
+   * member's own message, a join or departure).
+   */
+  onReadReceipts(conversationId: string, listener: (receipts: ReadReceipt[]) => void): Unsubscribe;
   /** Runs any typed query or mutation over HTTP (with the session's token handling). */
   request<TData, TVariables extends AnyVariables>(document: TypedDocumentNode<TData, TVariables>, variables: TVariables): Promise<TData>;
   /** Closes the socket, rejects pending sends with CLOSED, ends iterators. */
@@ -132,6 +196,8 @@ export interface ChatClient extends ChatApi {
 
 interface SessionEvents extends Record<string, unknown> {
   event: ChatEvent;
+  /** A conversation's members or read positions changed in the model. */
+  members: string;
   status: ConnectionStatus;
   error: ChatError;
   cursors: Cursors;
@@ -145,12 +211,17 @@ function webSocketUrl(url: string): string {
   return parsed.toString();
 }
 
-function validCursors(cursors: Cursors | undefined): [string, number][] {
-  const entries = Object.entries(cursors ?? {});
-  for (const [conversationId, seq] of entries) {
-    if (!Number.isInteger(seq) || seq < 0) throw new ChatError(ErrorCode.BAD_USER_INPUT, `Cursor of ${conversationId} must be a non-negative integer`, { field: 'cursors' });
-  }
-  return entries;
+const position = (value: unknown) => typeof value === 'number' && Number.isInteger(value) && value >= 0;
+
+/** Saved cursors, checked, with SDK 0.1's plain seqs turned into cursors without an event position. */
+function validCursors(cursors: SavedCursors | undefined): [string, Cursor][] {
+  return Object.entries(cursors ?? {}).map(([conversationId, saved]) => {
+    const cursor = typeof saved === 'number' ? { afterSeq: saved } : saved;
+    if (!cursor || typeof cursor !== 'object' || !position(cursor.afterSeq) || (cursor.afterEventSeq !== undefined && !position(cursor.afterEventSeq))) {
+      throw new ChatError(ErrorCode.BAD_USER_INPUT, `Cursor of ${conversationId} must be { afterEventSeq, afterSeq } with non-negative integers`, { field: 'cursors' });
+    }
+    return [conversationId, cursor];
+  });
 }
 
 /**
@@ -193,9 +264,14 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   const api = createChatApi(http);
 
   let cursorsQueued = false;
+  const store = new LocalStore();
+  let viewer: User | undefined;
   const sequencer = new Sequencer({
-    fetchSince: (conversationId, afterSeq, first) => api.messagesSince(conversationId, afterSeq, { first }),
-    deliver: (message) => emitter.emit('event', { type: 'message', message }),
+    api,
+    store,
+    viewerId: () => viewer?.id,
+    emit: (event) => emitter.emit('event', event),
+    membersChanged: (conversationId) => emitter.emit('members', conversationId),
     onCursorsChange() {
       if (cursorsQueued) return;
       cursorsQueued = true;
@@ -210,14 +286,26 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     retry,
     signal,
   });
-  for (const [conversationId, seq] of restored) sequencer.follow(conversationId, seq);
+  for (const [conversationId, cursor] of restored) {
+    sequencer.follow(conversationId, { eventCursor: cursor.afterEventSeq, messageCursor: cursor.afterSeq });
+  }
 
   const outbox = createOutbox({
-    sendMessage: async (conversationId, body, clientMessageId, attempt) =>
-      present((await http.execute(SendMessageDocument, { conversationId, body, clientMessageId }, { freshConnection: attempt.freshConnection })).sendMessage, 'sendMessage'),
+    sendMessage: async (conversationId, body, clientMessageId, reply, attempt) =>
+      present(
+        (
+          await http.execute(
+            SendMessageDocument,
+            { conversationId, body, clientMessageId, replyToSeq: reply.replyToSeq, threadRootSeq: reply.threadRootSeq },
+            { freshConnection: attempt.freshConnection },
+          )
+        ).sendMessage,
+        'sendMessage',
+      ),
     // Our own message is usually the next one: deliver it now rather than
-    // after its round trip through the subscription.
-    onSent: (message) => sequencer.accept(message, 'sent'),
+    // after its round trip through the subscription. A change's answer is
+    // the message's newest state, with the viewer's own reactions.
+    onDone: (message, kind) => (kind === 'send' ? sequencer.acceptSent(message) : sequencer.acceptMessage(message)),
     onError: report,
     retry,
     signal,
@@ -226,7 +314,10 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   const resumer = createResumer({
     api,
     sequencer,
-    subscribe: (cursors, handlers) => subscribeInbox(connection, cursors, handlers),
+    subscribe: (cursors, handlers) => subscribeEvents(connection, cursors, handlers),
+    async prepare() {
+      viewer ??= await api.viewer();
+    },
     emit: (event) => emitter.emit('event', event),
     setStatus,
     report,
@@ -262,7 +353,13 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   });
 
   const onEvent = (listener: (event: ChatEvent) => void) => emitter.on('event', listener);
-  const wantsMessage = (filter: MessageFilter | undefined, message: Message) => !filter?.conversationId || filter.conversationId === message.conversationId;
+  const wantsMessage = (filter: MessageFilter | undefined, message: Message) =>
+    (!filter?.conversationId || filter.conversationId === message.conversationId) && (filter?.threadRootSeq === undefined || filter.threadRootSeq === message.threadRootSeq);
+  /** Puts what a read returned into the model (newer states only), then hands it back. */
+  const kept = <T extends { messages: Message[] }>(page: T): T => {
+    for (const message of page.messages) sequencer.acceptMessage(message);
+    return page;
+  };
   let closing: Promise<void> | undefined;
   /** Ends an iterator when the session closes (at once if it already has). */
   const onClosed = (end: () => void): Unsubscribe => {
@@ -278,9 +375,27 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     get status() {
       return status;
     },
+    get local() {
+      return store;
+    },
+    messages: async (conversationId, page) => kept(await api.messages(conversationId, page)),
+    messagesSince: async (conversationId, afterSeq, page) => kept(await api.messagesSince(conversationId, afterSeq, page)),
+    loadThread: async (conversationId, threadRootSeq, page = {}) => kept(await api.messages(conversationId, { ...page, threadRootSeq })),
     send: (conversationId, body, sendOptions) => outbox.send(conversationId, body, sendOptions),
+    reply: (conversationId, replyToSeq, body, sendOptions) => outbox.send(conversationId, body, { ...sendOptions, replyToSeq }),
+    sendInThread: (conversationId, threadRootSeq, body, sendOptions) => outbox.send(conversationId, body, { ...sendOptions, threadRootSeq }),
+    edit: (conversationId, seq, body, changeOptions) => outbox.change(conversationId, () => api.editMessage(conversationId, seq, body), changeOptions),
+    delete: (conversationId, seq, changeOptions) => outbox.change(conversationId, () => api.deleteMessage(conversationId, seq), changeOptions),
+    react: (conversationId, seq, reaction, changeOptions) => outbox.change(conversationId, () => api.addReaction(conversationId, seq, reaction), changeOptions),
+    unreact: (conversationId, seq, reaction, changeOptions) => outbox.change(conversationId, () => api.removeReaction(conversationId, seq, reaction), changeOptions),
+    async rename(conversationId, title) {
+      const conversation = await api.renameConversation(conversationId, title);
+      sequencer.noteTitle(conversationId, conversation.title);
+      return conversation;
+    },
     pendingSends: () => outbox.pending(),
     onMessage: (listener, filter) => onEvent((event) => event.type === 'message' && wantsMessage(filter, event.message) && listener(event.message)),
+    onMessageChanged: (listener, filter) => onEvent((event) => event.type === 'messageChanged' && wantsMessage(filter, event.message) && listener(event)),
     onJoined: (listener) => onEvent((event) => event.type === 'joined' && listener(event)),
     onLeft: (listener) => onEvent((event) => event.type === 'left' && listener(event)),
     onEvent,
@@ -312,20 +427,35 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     stopTyping: (conversationId) => typingNotifier.stop(conversationId),
     markSeen,
     async readReceipts(conversationId) {
-      const receipts: ReadReceipt[] = [];
-      let after: string | null = null;
-      for (;;) {
-        const page = await api.members(conversationId, { first: 500, after });
-        for (const member of page.members) receipts.push({ user: member.user, lastReadSeq: member.lastReadSeq });
-        if (!page.hasNextPage) return receipts;
-        after = page.endCursor;
-      }
+      return (await sequencer.loadMembers(conversationId)).map(({ user, lastReadSeq }): ReadReceipt => ({ user, lastReadSeq }));
+    },
+    onReadReceipts(conversationId, listener) {
+      let stopped = false;
+      const publish = () => {
+        const members = store.members(conversationId);
+        if (!stopped && members) listener(members.map(({ user, lastReadSeq }) => ({ user, lastReadSeq })));
+      };
+      const load = () =>
+        sequencer.loadMembers(conversationId).then(
+          (members) => !stopped && listener(members.map(({ user, lastReadSeq }) => ({ user, lastReadSeq }))),
+          (error: unknown) => !stopped && report(error),
+        );
+      const offMembers = emitter.on('members', (changed) => changed === conversationId && publish());
+      // The model keeps the list current only for a conversation the session
+      // follows: asked before the first sync, read it again once live.
+      const offStatus = emitter.on('status', (next) => next === 'live' && !store.members(conversationId) && void load());
+      void load();
+      return () => {
+        stopped = true;
+        offMembers();
+        offStatus();
+      };
     },
     reconnect: () => connection.reconnect(),
     request: (document, variables) => http.execute(document, variables),
     close() {
       closing ??= (async () => {
-        // Ends the inbox subscription, rejects pending sends with CLOSED,
+        // Ends the events subscription, rejects pending sends with CLOSED,
         // stops catch-ups, aborts requests in flight.
         lifetime.abort(new ChatError(ErrorCode.CLOSED, 'The session was closed'));
         setStatus('closed');

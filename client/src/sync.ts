@@ -10,14 +10,14 @@ export interface CatchUpOptions {
    * was joined while the socket was down (its ConversationJoined is lost), so
    * announce it and deliver its unread messages (at most `unreadLimit`).
    * On the first sync every conversation is new to the session: those start
-   * at their last seq, and their past is history for `messages()`.
+   * where they stand, and their past is history for `messages()`.
    */
   announceNew: boolean;
   unreadLimit: number;
   onJoined(conversation: Conversation): void;
   /** This sync has been superseded (the socket dropped again, or the session closed). */
   stale(): boolean;
-  /** Parallel messagesSince catch-ups. */
+  /** Parallel catch-ups. */
   concurrency?: number;
 }
 
@@ -28,17 +28,19 @@ const LIST_PAGE = 100;
  * What a (re)connect does before subscribing: compare where the session
  * stands with where each conversation is, and fetch the difference.
  *
- * 1. List the viewer's conversations (lastSeq of each, in pages).
- * 2. Followed conversations that moved on are caught up with messagesSince
- *    from their cursor. A followed one missing from the list is caught up
- *    too: that either finds it (the list is ordered by activity, so a busy
- *    conversation can slip between pages) or fails with FORBIDDEN, which
- *    means the viewer left while we were away. The list is only a snapshot:
- *    sends and live messages keep moving cursors while it is read.
- * 3. Conversations the session did not follow start at their current
- *    lastSeq on the first sync; on later ones (joined while disconnected)
- *    after the viewer's read position, so what a live session would have
- *    shown arrives, bounded by `unreadLimit` for a long-lived group.
+ * 1. List the viewer's conversations (lastEventSeq and lastSeq of each, in pages).
+ * 2. Followed conversations that moved on are caught up with eventsSince
+ *    from their event cursor (compacted: a message edited 50 times while we
+ *    were away comes once, in its final state), then with messagesSince for
+ *    any message the log did not bring. A followed one missing from the
+ *    list is looked up: either it slipped between pages (the list is ordered
+ *    by activity) or it answers FORBIDDEN, which means the viewer left
+ *    while we were away. The list is only a snapshot: sends keep moving
+ *    cursors while it is read.
+ * 3. Conversations the session did not follow start where they stand on
+ *    the first sync; on later ones (joined while disconnected) after the
+ *    viewer's read position, so what a live session would have shown
+ *    arrives, bounded by `unreadLimit` for a long-lived group.
  *
  * Throws (for a retry) if listing fails; catch-ups retry by themselves.
  */
@@ -54,25 +56,23 @@ export async function catchUp(options: CatchUpOptions): Promise<void> {
   } while (after);
 
   const work: (() => Promise<void>)[] = [];
-  for (const [conversationId, cursor] of Object.entries(sequencer.cursors())) {
+  for (const conversationId of Object.keys(sequencer.cursors())) {
     const conversation = listed.get(conversationId);
-    // Missing, or behind our cursor (a stale read, or a cursor from another
-    // database): messagesSince from the cursor tells which, and the
-    // sequencer acts on its answer.
-    if (!conversation || conversation.lastSeq < cursor) work.push(() => sequencer.catchUp(conversationId));
-    else if (conversation.lastSeq > cursor) work.push(() => sequencer.catchUp(conversationId, conversation.lastSeq));
+    work.push(() => (conversation ? sequencer.sync(conversationId, conversation) : sequencer.recheck(conversationId)));
   }
   for (const conversation of listed.values()) {
-    if (sequencer.has(conversation.id)) continue;
+    const { id } = conversation;
+    if (sequencer.has(id)) continue;
     if (!options.announceNew) {
-      sequencer.follow(conversation.id, conversation.lastSeq);
-      continue;
+      sequencer.follow(id, { eventCursor: conversation.lastEventSeq, messageCursor: conversation.lastSeq });
+    } else {
+      const start = Math.max(conversation.lastReadSeq, conversation.lastSeq - options.unreadLimit, 0);
+      // Announced before its first message is delivered, as on the live stream.
+      sequencer.follow(id, { eventCursor: conversation.lastEventSeq, messageCursor: start, historyUntil: conversation.lastSeq, paused: true });
+      options.onJoined(conversation);
+      sequencer.resume(id);
     }
-    const start = Math.max(conversation.lastReadSeq, conversation.lastSeq - options.unreadLimit, 0);
-    sequencer.follow(conversation.id, start);
-    // Announced before its first message is delivered, as on the live stream.
-    options.onJoined(conversation);
-    if (start < conversation.lastSeq) work.push(() => sequencer.catchUp(conversation.id, conversation.lastSeq));
+    work.push(() => sequencer.sync(id, conversation));
   }
   await runLimited(work, options.concurrency ?? 4, options.stale);
 }

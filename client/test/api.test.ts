@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/database.js';
 import { TestServer, uid } from '../../test/support/server.js';
-import { ChatError, documents, type ChatClient, type ChatEvent, type Message } from '../src/index.js';
+import { ChatError, documents, type ChatClient, type ChatEvent, type Cursors, type Message } from '../src/index.js';
 import { range, session, waitFor } from './helpers.js';
 
 let db: TestDatabase;
@@ -188,8 +188,10 @@ describe('listening', () => {
     bob.chat.onCursorsChange((cursors) => snapshots.push(JSON.stringify(cursors)));
     await Promise.all(range(1, 20).map((i) => alice.chat.send(c, `m${i}`)));
     await bob.until(c, 20);
-    await waitFor(() => snapshots.at(-1) === JSON.stringify({ [c]: 20 }), 'the last snapshot');
+    await waitFor(() => (JSON.parse(snapshots.at(-1) ?? '{}') as Cursors)[c]?.afterSeq === 20, 'the last snapshot');
     expect(snapshots.length).toBeLessThanOrEqual(20);
-    expect(bob.chat.getCursors()).toEqual({ [c]: 20 });
+    // The event cursor: everything of the conversation's log is applied (the sends are its last events).
+    const { lastEventSeq } = await alice.chat.conversation(c);
+    expect(bob.chat.getCursors()).toEqual({ [c]: { afterEventSeq: lastEventSeq, afterSeq: 20 } });
   });
 });

@@ -1,12 +1,14 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/database.js';
 import { TestServer, uid } from '../../test/support/server.js';
-import { token } from './helpers.js';
+import type { ChatClient } from '../src/index.js';
+import { open, token, waitFor } from './helpers.js';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '../..');
@@ -23,7 +25,10 @@ beforeAll(async () => {
   await run(bin('tsc'), ['-p', 'client/tsconfig.build.json'], { cwd: root });
 }, 120_000);
 
+const sessions: ChatClient[] = [];
+
 afterAll(async () => {
+  await Promise.all(sessions.map((s) => s.close()));
   await server?.stop();
   await db?.drop();
 });
@@ -60,5 +65,53 @@ it("runs the README's Node snippet as written", async () => {
     expect(stdout.trim()).toBe('Alice: Hello Bob');
   } finally {
     await rm(file, { force: true });
+  }
+}, 90_000);
+
+it('runs the terminal chat: its commands edit, react and delete, and it prints what the other side changes', async () => {
+  const [aliceId, bobId] = [uid('alice'), uid('bob')];
+  await server.user(aliceId, 'Alice');
+  const bob = open(server.url, { token: await token(bobId, 'Bob') }, sessions);
+  await bob.chat.ready();
+  const cli = spawn(bin('tsx'), ['client/examples/chat-cli.ts', await token(aliceId, 'Alice'), bobId], {
+    cwd: root,
+    env: { ...process.env, CHAT_URL: server.url },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let output = '';
+  cli.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const printed = (line: string | RegExp) =>
+    waitFor(() => output.split('\n').some((l) => (typeof line === 'string' ? l === line : line.test(l))), `the CLI to print ${line}`, 30_000, () => output);
+  const type = (line: string) => cli.stdin.write(`${line}\n`);
+  try {
+    await printed('[live]');
+    const { id: c } = await bob.chat.startDirectConversation(aliceId);
+    await bob.chat.send(c, 'hi from bob');
+    await printed('#1 Bob: hi from bob');
+
+    type('hello');
+    type('/edit 2 hello, edited');
+    type('/react 1 👍');
+    await waitFor(
+      () => bob.chat.local.message(c, 2)?.body === 'hello, edited' && bob.chat.local.message(c, 1)?.reactions[0]?.reaction === '👍',
+      'the edit and the reaction',
+      30_000,
+      () => output,
+    );
+
+    // (An event the server read back from storage comes without who did it: the CLI then prints the message as it is.)
+    await bob.chat.edit(c, 1, 'hi from bob, fixed');
+    await printed(/^#1 edited( by Bob)?: hi from bob, fixed$/);
+    await bob.chat.react(c, 2, '🎉');
+    await printed(/^#2 (Bob reacted 🎉|now: hello, edited \(edited\)) \(🎉 1\)$/);
+    await bob.chat.sendInThread(c, 2, 'in your thread');
+    await printed("#3 Bob (in #2's thread): in your thread");
+
+    type('/delete 2');
+    await waitFor(() => bob.chat.local.message(c, 2)?.deleted === true, 'the deletion', 30_000, () => output);
+  } finally {
+    cli.stdin.end();
+    await new Promise((resolve) => cli.once('exit', resolve));
+    await rm(path.join(tmpdir(), `chat-cli-cursors-${aliceId}.json`), { force: true });
   }
 }, 90_000);

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { createChatClient, type ChatClient, type ChatClientOptions, type ChatError, type Message } from '../src/index.js';
+import { createChatClient, type ChatClient, type ChatClientOptions, type ChatError, type ChatEvent, type Cursors, type Message, type MessageChangedEvent } from '../src/index.js';
 import type { TestServer } from '../../test/support/server.js';
 import { signToken } from '../../src/auth.js';
 import { TEST_JWT_SECRET } from '../../test/support/server.js';
@@ -17,17 +17,24 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, what:
 
 export const token = (id: string, name = id, expiresIn?: string | number) => signToken(TEST_JWT_SECRET, id, { name, expiresIn });
 
+/** The message seq of each cursor: how far `onMessage` has delivered, per conversation. */
+export const seqCursors = (cursors: Cursors) => Object.fromEntries(Object.entries(cursors).map(([id, cursor]) => [id, cursor.afterSeq]));
+
 export const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 
 /** A session plus everything it delivered, for assertions. */
 export interface Recorded {
   chat: ChatClient;
   messages: Message[];
+  /** Every event the session delivered, in order. */
+  events: ChatEvent[];
   errors: ChatError[];
   /** Seqs delivered for one conversation, in delivery order. */
   seqs(conversationId: string): number[];
   /** Waits until `conversationId` has delivered at least up to `seq`. */
   until(conversationId: string, seq: number, timeoutMs?: number): Promise<void>;
+  /** The messageChanged events of one message, in order. */
+  changes(conversationId: string, seq: number): MessageChangedEvent[];
 }
 
 /** Fast retries for tests: reconnects within tens of milliseconds instead of seconds. */
@@ -37,15 +44,20 @@ export function open(url: string, options: Partial<ChatClientOptions> & Pick<Cha
   const chat = createChatClient({ url, webSocketImpl: WebSocket, retry: FAST_RETRY, keepAliveMs: 5000, ...options });
   sessions.push(chat);
   const messages: Message[] = [];
+  const events: ChatEvent[] = [];
   const errors: ChatError[] = [];
   chat.onMessage((message) => messages.push(message));
+  chat.onEvent((event) => events.push(event));
   chat.onError((error) => errors.push(error));
   const seqs = (conversationId: string) => messages.filter((m) => m.conversationId === conversationId).map((m) => m.seq);
   return {
     chat,
     messages,
+    events,
     errors,
     seqs,
+    changes: (conversationId, seq) =>
+      events.filter((e): e is MessageChangedEvent => e.type === 'messageChanged' && e.conversationId === conversationId && e.seq === seq),
     until: (conversationId, seq, timeoutMs) =>
       waitFor(() => seqs(conversationId).includes(seq), `seq ${seq} of ${conversationId}`, timeoutMs, () => ({ seqs: seqs(conversationId), errors: errors.map((e) => `${e.code}: ${e.message}`) })),
   };

@@ -3,7 +3,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/support/databa
 import { TestServer, uid } from '../../test/support/server.js';
 import { startTcpProxy, type TcpProxy } from '../../test/support/tcp-proxy.js';
 import type { ChatClient, Cursors, JoinedEvent, LeftEvent } from '../src/index.js';
-import { range, session, waitFor } from './helpers.js';
+import { range, seqCursors, session, waitFor } from './helpers.js';
 
 let db: TestDatabase;
 let server: TestServer;
@@ -61,10 +61,10 @@ describe('delivery across disconnects', () => {
     await bob.until(c, 150);
 
     // Offline while 120 more are sent; back online, the catch-up takes pages
-    // of 25, and the second page's request cuts everything again.
+    // of 25 (eventsSince), and the second page's request cuts everything again.
     net.setOffline(true);
     await sendMany(alice.chat, c, 151, 120);
-    const cutDuringCatchUp = net.cutOnRequest((request) => request.includes('MessagesSince') && request.includes(c), { skip: 1 });
+    const cutDuringCatchUp = net.cutOnRequest((request) => request.includes('EventsSince') && request.includes(c), { skip: 1 });
     net.setOffline(false);
     await cutDuringCatchUp;
     await sendMany(alice.chat, c, 271, 10);
@@ -72,11 +72,11 @@ describe('delivery across disconnects', () => {
 
     expect(bob.seqs(c)).toEqual(range(1, 280));
     expect(bob.messages.filter((m) => m.conversationId === c).map((m) => m.body)).toEqual(range(1, 280).map((i) => `m${i}`));
-    expect(bob.chat.getCursors()[c]).toBe(280);
+    expect(bob.chat.getCursors()[c]?.afterSeq).toBe(280);
     expect(reconnects).toBeGreaterThanOrEqual(5);
   }, 90_000);
 
-  it('fills the gap from messagesSince when a live message is lost, and drops a duplicated one', async () => {
+  it('fills the gap from eventsSince when a live event is lost, and drops a duplicated one', async () => {
     const [aliceId, bobId] = await users('alice', 'bob');
     const net = await proxy();
     const alice = await session(server, aliceId, sessions);
@@ -87,7 +87,7 @@ describe('delivery across disconnects', () => {
     await sendMany(alice.chat, c, 1, 2);
     await bob.until(c, 2);
 
-    const fetchedGap = net.waitForRequest((request) => request.includes('MessagesSince') && request.includes(c) && request.includes('"afterSeq":2'));
+    const fetchedGap = net.waitForRequest((request) => request.includes('EventsSince') && request.includes(c));
     const lost = net.dropNextFrame((frame) => frame.includes(c) && frame.includes('"seq":3'));
     const doubled = net.duplicateNextFrame((frame) => frame.includes(c) && frame.includes('"seq":5'));
     await sendMany(alice.chat, c, 3, 4);
@@ -113,13 +113,14 @@ describe('delivery across disconnects', () => {
     await sendMany(alice.chat, group, 1, 2);
     await first.until(one, 5);
     await first.until(group, 2);
-    await waitFor(() => (JSON.parse(saved) as Cursors)[one] === 5 && (JSON.parse(saved) as Cursors)[group] === 2, 'cursors saved');
+    await waitFor(() => (JSON.parse(saved) as Cursors)[one]?.afterSeq === 5 && (JSON.parse(saved) as Cursors)[group]?.afterSeq === 2, 'cursors saved');
     await first.chat.close();
 
     // Away: more messages in both, and Bob is removed from a third conversation.
     const removedFrom = (await alice.chat.createGroup('gone', [bobId])).id;
     await sendMany(alice.chat, one, 6, 4);
     await sendMany(alice.chat, group, 3, 3);
+    // A cursor in SDK 0.1's format (a plain seq) is accepted too.
     const cursors = { ...(JSON.parse(saved) as Cursors), [removedFrom]: 0 };
     await alice.chat.removeMember(removedFrom, bobId);
 
@@ -134,7 +135,7 @@ describe('delivery across disconnects', () => {
     expect(second.seqs(one)).toEqual(range(6, 10));
     expect(second.seqs(group)).toEqual(range(3, 5));
     expect(left).toEqual([{ type: 'left', conversationId: removedFrom, reason: null }]);
-    expect(second.chat.getCursors()).toEqual({ [one]: 10, [group]: 5 });
+    expect(seqCursors(second.chat.getCursors())).toEqual({ [one]: 10, [group]: 5 });
   });
 
   it('announces a conversation joined while the socket was down and delivers its unread messages', async () => {
@@ -179,7 +180,7 @@ describe('delivery across disconnects', () => {
     await bob.until(g, 4);
 
     expect(events).toEqual(['joined', 'message 1', 'message 2', 'left REMOVED', 'joined', 'message 4']);
-    expect(bob.chat.getCursors()[g]).toBe(4);
+    expect(bob.chat.getCursors()[g]?.afterSeq).toBe(4);
   });
 
   it('reconnects to a new instance after a restart (1012) and resumes where it was', async () => {

@@ -5,7 +5,7 @@ import { useConnectionStatus, useSnapshot } from './hooks';
 import { NewConversation } from './NewConversation';
 import type { Account } from './signin';
 import type { ChatStore } from './store';
-import { Thread } from './Thread';
+import { ConversationView } from './Conversation';
 
 export function ChatApp({ store, account, onSignOut }: { store: ChatStore; account: Account; onSignOut: () => void }) {
   const state = useSnapshot(store);
@@ -13,7 +13,7 @@ export function ChatApp({ store, account, onSignOut }: { store: ChatStore; accou
   const open = state.conversations.find((c) => c.id === state.openId);
   return (
     // On a phone-sized screen only one pane shows: the list, or the open conversation.
-    <div className="app" data-pane={open ? 'thread' : 'list'}>
+    <div className="app" data-pane={open ? 'conversation' : 'list'}>
       <Banner status={status} />
       <aside className="sidebar">
         <header className="bar">
@@ -29,7 +29,7 @@ export function ChatApp({ store, account, onSignOut }: { store: ChatStore; accou
       </aside>
       <main className="main">
         {open ? (
-          <Thread key={open.id} store={store} state={state} conversation={open} />
+          <ConversationView key={open.id} store={store} state={state} conversation={open} />
         ) : (
           <p className="empty">{state.loaded ? 'Pick a conversation, or start one.' : 'Loading…'}</p>
         )}

@@ -3,11 +3,12 @@ import type { Conversation, Member } from '@chat-api/client';
 import { parseIds } from './NewConversation';
 import type { ChatStore } from './store';
 
-/** Members of the open conversation: who is online, how far each has read; add, remove (owner), leave. */
+/** Members of the open conversation: who is online, how far each has read; rename, add, remove (owner), leave. */
 export function Members({ store, conversation, online }: { store: ChatStore; conversation: Conversation; online: ReadonlyMap<string, boolean> }) {
   const { chat, me } = store;
   const [members, setMembers] = useState<Member[]>([]);
   const [adding, setAdding] = useState('');
+  const [title, setTitle] = useState('');
   const group = conversation.kind === 'GROUP';
   const owner = conversation.viewerRole === 'OWNER';
 
@@ -23,6 +24,12 @@ export function Members({ store, conversation, online }: { store: ChatStore; con
       setAdding('');
       reload();
     }
+  }
+
+  // Everyone else sees the new title through the SDK's `renamed` event.
+  async function rename(event: FormEvent) {
+    event.preventDefault();
+    if (await store.act(() => chat.rename(conversation.id, title.trim()))) setTitle('');
   }
 
   return (
@@ -45,6 +52,10 @@ export function Members({ store, conversation, online }: { store: ChatStore; con
       </ul>
       {group && (
         <>
+          <form onSubmit={rename} aria-label="Rename group">
+            <input value={title} onChange={(e) => setTitle(e.target.value)} placeholder={conversation.title ?? ''} aria-label="New group name" required />
+            <button type="submit">Rename</button>
+          </form>
           <form onSubmit={add} aria-label="Add members">
             <input value={adding} onChange={(e) => setAdding(e.target.value)} placeholder="user ids to add" aria-label="User ids to add" required />
             <button type="submit">Add</button>

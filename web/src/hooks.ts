@@ -41,28 +41,16 @@ export function useTyping(chat: ChatClient, conversationId: string): User[] {
   return typing;
 }
 
-/** How often read positions are asked for while a conversation is on screen (the API does not push them yet). */
-const RECEIPTS_REFRESH_MS = 10_000;
-
 /**
- * Every member's read position. Refreshed when the conversation opens, when
- * `lastSeq` changes, and every RECEIPTS_REFRESH_MS while the page is visible.
+ * Every member's read position, live: the SDK reads the members once, then
+ * moves them with each read receipt (and each member's own message, join or
+ * departure) as it arrives.
  */
-export function useReadReceipts(chat: ChatClient, conversationId: string, lastSeq: number): ReadReceipt[] {
+export function useReadReceipts(chat: ChatClient, conversationId: string): ReadReceipt[] {
   const [receipts, setReceipts] = useState<ReadReceipt[]>([]);
-  useEffect(() => setReceipts([]), [conversationId]);
   useEffect(() => {
-    let current = true;
-    const refresh = () => {
-      if (document.visibilityState !== 'visible') return;
-      chat.readReceipts(conversationId).then((next) => current && setReceipts(next), () => {});
-    };
-    refresh();
-    const timer = setInterval(refresh, RECEIPTS_REFRESH_MS);
-    return () => {
-      current = false;
-      clearInterval(timer);
-    };
-  }, [chat, conversationId, lastSeq]);
+    setReceipts([]);
+    return chat.onReadReceipts(conversationId, setReceipts);
+  }, [chat, conversationId]);
   return receipts;
 }

@@ -91,7 +91,7 @@ async function startDirect(page: Page, otherId: string, otherName: string) {
   await page.getByRole('form', { name: 'New direct message' }).getByLabel('User id').fill(otherId);
   await page.getByRole('button', { name: 'Start' }).click();
   // Opened (another conversation's composer may still be on screen until then).
-  await expect.poll(() => page.locator('.thread h2').textContent(), WAIT).toBe(otherName);
+  await expect.poll(() => page.locator('.pane h2').textContent(), WAIT).toBe(otherName);
 }
 
 async function send(page: Page, text: string) {
@@ -108,6 +108,19 @@ async function shown(page: Page): Promise<[number, string][]> {
 }
 
 const bodies = async (page: Page) => (await shown(page)).map(([, body]) => body);
+const item = (page: Page, seq: number) => page.locator(`.messages li[data-seq="${seq}"]`);
+
+/** Opens a message's "⋯" menu and picks one of its actions. */
+async function messageAction(page: Page, seq: number, action: string) {
+  await item(page, seq).getByRole('button', { name: 'Message actions' }).click();
+  await item(page, seq).getByRole('button', { name: action, exact: true }).click();
+}
+
+/** A message's reactions as shown: "👍 2" each, with "*" for the viewer's own. */
+const reactions = (page: Page, seq: number) =>
+  item(page, seq)
+    .locator('.reaction')
+    .evaluateAll((buttons) => buttons.map((b) => `${b.textContent}${b.getAttribute('aria-pressed') === 'true' ? '*' : ''}`));
 const conversationButton = (page: Page, title: string | RegExp) => page.getByRole('list', { name: 'Conversations' }).getByRole('button', { name: title });
 
 describe.runIf(hasChromium)('two people chatting', () => {
@@ -127,9 +140,11 @@ describe.runIf(hasChromium)('two people chatting', () => {
     await row.click();
     await expect.poll(() => bodies(bob), WAIT).toEqual(['Hi Bob']);
     await expect.poll(() => row.getByLabel('1 unread').count(), WAIT).toBe(0);
+    // Read receipts are live: Bob opening the conversation is enough for Alice to see it read.
+    await expect.poll(() => alice.locator('li[data-seq="1"] .meta').textContent(), WAIT).toContain('Seen');
     // Presence: in the open conversation, and on the contact in the list
     // (a contact since just now: the app watches contacts anew).
-    await expect.poll(() => alice.locator('.thread .heading small').textContent(), WAIT).toBe('online');
+    await expect.poll(() => alice.locator('.pane .heading small').textContent(), WAIT).toBe('online');
     await expect.poll(() => conversationButton(alice, /Bob/).getByLabel('online', { exact: true }).count(), WAIT).toBe(1);
 
     // Typing shows on the other side, and goes when the message is sent.
@@ -213,6 +228,82 @@ describe.runIf(hasChromium)('two people chatting', () => {
   }, 120_000);
 });
 
+describe.runIf(hasChromium)('edits, reactions, replies and threads', () => {
+  it('one edits and reacts, the other sees it live; a quote shows its message; a deletion leaves a tombstone', async () => {
+    const [aliceId, bobId] = [uid('alice'), uid('bob')];
+    const alice = await signIn(await browser.context(), aliceId, 'Alice');
+    const bob = await signIn(await browser.context(), bobId, 'Bob');
+    await startDirect(alice, bobId, 'Bob');
+    await send(alice, 'Hi Bob');
+    await conversationButton(bob, /Alice/).click();
+    await send(bob, 'Hello Alice');
+    await expect.poll(() => bodies(alice), WAIT).toEqual(['Hi Bob', 'Hello Alice']);
+
+    // Alice edits her message: Bob sees the new text, marked edited.
+    await messageAction(alice, 1, 'Edit');
+    await alice.getByLabel('Edit message').fill('Hi Bob, edited');
+    await alice.getByLabel('Edit message').press('Enter');
+    await expect.poll(() => bodies(bob), WAIT).toEqual(['Hi Bob, edited', 'Hello Alice']);
+    await expect.poll(() => item(bob, 1).locator('.meta').textContent(), WAIT).toContain('edited');
+
+    // Alice reacts to Bob's message; Bob adds his own to it, then takes it back.
+    await messageAction(alice, 2, 'React 👍');
+    await expect.poll(() => reactions(bob, 2), WAIT).toEqual(['👍 1']);
+    await expect.poll(() => reactions(alice, 2), WAIT).toEqual(['👍 1*']);
+    await item(bob, 2).getByRole('button', { name: '👍 1' }).click();
+    await expect.poll(() => reactions(alice, 2), WAIT).toEqual(['👍 2*']);
+    await expect.poll(() => reactions(bob, 2), WAIT).toEqual(['👍 2*']);
+    await item(bob, 2).getByRole('button', { name: '👍 2' }).click();
+    await expect.poll(() => reactions(alice, 2), WAIT).toEqual(['👍 1*']);
+
+    // Bob quotes Alice's message.
+    await messageAction(bob, 1, 'Reply');
+    await expect.poll(() => bob.locator('.quoting').textContent(), WAIT).toContain('Hi Bob, edited');
+    await send(bob, 'quoting you');
+    await expect.poll(() => item(alice, 3).locator('.quote').textContent(), WAIT).toBe('Alice Hi Bob, edited');
+
+    // Alice deletes hers: a tombstone in its place, and the quote says so.
+    await messageAction(alice, 1, 'Delete message');
+    await expect.poll(() => item(bob, 1).locator('.body').textContent(), WAIT).toBe('Message deleted');
+    await expect.poll(() => item(bob, 3).locator('.quote').textContent(), WAIT).toBe('Alice Message deleted');
+    expect((await shown(bob)).map(([seq]) => seq)).toEqual([1, 2, 3]);
+    expect(outside).toEqual([]);
+  });
+
+  it('a thread reply appears under its root and in the open thread, on both sides', async () => {
+    const [aliceId, bobId] = [uid('alice'), uid('bob')];
+    const alice = await signIn(await browser.context(), aliceId, 'Alice');
+    const bob = await signIn(await browser.context(), bobId, 'Bob');
+    await startDirect(alice, bobId, 'Bob');
+    await send(alice, 'Lunch?');
+    await send(alice, 'Or coffee later');
+    await conversationButton(bob, /Alice/).click();
+    await expect.poll(() => bodies(bob), WAIT).toEqual(['Lunch?', 'Or coffee later']);
+
+    // Bob answers in the thread of the first message.
+    await messageAction(bob, 1, 'Thread');
+    const bobThread = bob.getByRole('complementary', { name: 'Thread' });
+    await bobThread.getByLabel('Reply in thread').fill('Yes, 12:30');
+    await bobThread.getByLabel('Reply in thread').press('Enter');
+    await expect.poll(() => bobThread.locator('.replies li[data-seq] .body').allTextContents(), WAIT).toEqual(['Lunch?', 'Yes, 12:30']);
+
+    // Alice sees it under its root, not in the conversation's timeline.
+    const link = item(alice, 1).getByRole('button', { name: '1 reply' });
+    await expect.poll(() => link.count(), WAIT).toBe(1);
+    expect(await bodies(alice)).toEqual(['Lunch?', 'Or coffee later']);
+    await link.click();
+    const aliceThread = alice.getByRole('complementary', { name: 'Thread' });
+    await expect.poll(() => aliceThread.locator('.replies li[data-seq] .body').allTextContents(), WAIT).toEqual(['Lunch?', 'Yes, 12:30']);
+    await aliceThread.getByLabel('Reply in thread').fill('See you there');
+    await aliceThread.getByLabel('Reply in thread').press('Enter');
+
+    // Live in Bob's open thread, and counted under the root.
+    await expect.poll(() => bobThread.locator('.replies li[data-seq] .body').allTextContents(), WAIT).toEqual(['Lunch?', 'Yes, 12:30', 'See you there']);
+    await expect.poll(() => item(bob, 1).getByRole('button', { name: '2 replies' }).count(), WAIT).toBe(1);
+    expect(await bodies(bob)).toEqual(['Lunch?', 'Or coffee later']);
+  });
+});
+
 describe.runIf(hasChromium)('history, groups and members', () => {
   it('pages in older messages while scrolling up, without gaps or repeats', async () => {
     const [aliceId, bobId] = [uid('alice'), uid('bob')];
@@ -244,11 +335,15 @@ describe.runIf(hasChromium)('history, groups and members', () => {
     await alice.getByLabel('Group name').fill('Team');
     await alice.getByLabel('Members (user ids)').fill(bobId);
     await alice.getByRole('button', { name: 'Create' }).click();
-    await expect.poll(() => alice.locator('.thread h2').textContent(), WAIT).toBe('Team');
+    await expect.poll(() => alice.locator('.pane h2').textContent(), WAIT).toBe('Team');
     await send(alice, 'welcome');
     await expect.poll(() => conversationButton(bob, /Team/).textContent(), WAIT).toContain('Alice: welcome');
 
     await alice.getByRole('button', { name: 'Members' }).click();
+    // Renamed: the other member's list follows.
+    await alice.getByLabel('New group name').fill('Dream Team');
+    await alice.getByRole('button', { name: 'Rename' }).click();
+    await expect.poll(() => conversationButton(bob, /Dream Team/).count(), WAIT).toBe(1);
     await alice.getByLabel('User ids to add').fill(carolId);
     await alice.getByRole('button', { name: 'Add', exact: true }).click();
     await expect.poll(() => alice.getByRole('list', { name: 'Members' }).locator('li').count(), WAIT).toBe(3);
@@ -288,7 +383,7 @@ describe.runIf(hasChromium)('history, groups and members', () => {
     expect(await alice.locator('.sidebar').isVisible()).toBe(false);
     await alice.getByRole('button', { name: 'Back to conversations' }).click();
     expect(await alice.locator('.sidebar').isVisible()).toBe(true);
-    expect(await alice.locator('.thread').count()).toBe(0);
+    expect(await alice.locator('.pane').count()).toBe(0);
     // Nothing wider than the screen.
     expect(await alice.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     expect(outside).toEqual([]);
