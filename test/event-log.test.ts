@@ -54,13 +54,13 @@ const code = (result: { errors?: { extensions?: { code?: string } }[] }) => resu
 const EVENTS_SINCE = `query($c: ID!, $a: Int!, $f: Int) { eventsSince(conversationId: $c, afterEventSeq: $a, first: $f) {
   events { __typename
     ... on MessageEvent { eventSeq action catchUp message { ${MESSAGE} } threadRoot { seq threadReplyCount } }
-    ... on MemberEvent { eventSeq action user { id } role newOwner { id } }
+    ... on MemberEvent { eventSeq action user { id } role joinedAtSeq newOwner { id } }
     ... on ReadReceipt { eventSeq user { id } lastReadSeq }
     ... on ConversationRenamed { eventSeq title } }
   nextAfterEventSeq hasMore lastEventSeq } }`;
 
 const EVENTS = `subscription($cursors: [EventCursor!]) { events(cursors: $cursors) { __typename
-  ... on MessageEvent { conversationId eventSeq action reaction actor { id } message { seq body deleted editedAt reactions { reaction count } threadReplyCount } threadRoot { seq threadReplyCount } }
+  ... on MessageEvent { conversationId eventSeq action catchUp reaction actor { id } message { seq body deleted editedAt reactions { reaction count } threadReplyCount } threadRoot { seq threadReplyCount } }
   ... on MemberEvent { conversationId eventSeq action user { id } }
   ... on ReadReceipt { conversationId eventSeq user { id } lastReadSeq }
   ... on ConversationRenamed { conversationId eventSeq title }
@@ -206,9 +206,9 @@ describe('catch-up with one cursor', () => {
     expect(end).toBe(last);
     const messages = events.filter((e) => e.__typename === 'MessageEvent');
     expect(messages.map((e) => [e.message.seq, e.message.body, e.action, e.catchUp])).toEqual([
-      [2, 'm2 v50', 'EDITED', true],
+      [2, 'm2 v50', 'UPDATED', true],
       [3, '', 'DELETED', true],
-      [4, 'm4', 'SENT', true],
+      [4, 'm4', 'UPDATED', true],
       [6, 'm6', 'SENT', true],
     ]);
     expect(messages[2].message.reactions).toEqual([{ reaction: '🎉', count: 2, reactedByViewer: true }]);
@@ -242,6 +242,8 @@ describe('catch-up with one cursor', () => {
             : `renamed ${e.title}`,
     );
     expect(summary).toEqual(['message 1', 'JOINED dave', 'renamed Renamed', 'read carol 1', 'LEFT alice owner bob']);
+    // Dave joined caught up: his read position is the last seq at his join.
+    expect(events.find((e) => e.__typename === 'MemberEvent' && e.action === 'JOINED').joinedAtSeq).toBe(1);
   });
 });
 
@@ -277,6 +279,15 @@ describe.each(TRANSPORTS)('the events subscription, over %s', (transport) => {
     expect(events[3]).toMatchObject({ message: { seq: 3 }, threadRoot: { seq: 2, threadReplyCount: 1 } });
   });
 
+  it('refuses a cursor beyond the log instead of skipping what the client never had', async () => {
+    const [alice, bob] = [await user('alice'), await user('bob')];
+    const c = await dm(alice, bob);
+    await send(alice, c, 'one');
+    const sub = bob.subscribeVia(transport, EVENTS, { cursors: [{ conversationId: c, afterEventSeq: 5 }] });
+    await sub.until((s) => s.ended || s.results.length > 0, 10_000, 'an answer');
+    expect(sub.errorCode).toBe('BAD_USER_INPUT');
+  });
+
   it('delivers an event whose announcement was lost, though nothing follows it', async () => {
     const [alice, bob] = [await user('alice'), await user('bob')];
     const c = await dm(alice, bob);
@@ -290,7 +301,7 @@ describe.each(TRANSPORTS)('the events subscription, over %s', (transport) => {
       [c],
     );
     await sub.count(2, 10_000);
-    expect(sub.data[1].events).toMatchObject({ eventSeq: 2, action: 'EDITED', message: { body: 'quietly edited' } });
+    expect(sub.data[1].events).toMatchObject({ eventSeq: 2, action: 'UPDATED', catchUp: true, message: { body: 'quietly edited' } });
   });
 });
 

@@ -132,7 +132,11 @@ describe('batching over HTTP', () => {
 describe('the limits and the SDK', () => {
   it("admit every SDK operation at its largest pages, and GraphiQL's introspection", () => {
     const guard = new OperationGuard(schema, undefined);
-    const largest = { first: 500, last: 100, afterSeq: 0, conversationId: '00000000-0000-4000-8000-000000000000', userId: 'u', userIds: ['u'], memberIds: ['u'], title: 't', body: 'b', clientMessageId: 'c', seq: 1, id: 'u', typing: true };
+    const largest = {
+      first: 500, last: 100, afterSeq: 0, afterEventSeq: 0, conversationId: '00000000-0000-4000-8000-000000000000', userId: 'u', userIds: ['u'],
+      memberIds: ['u'], title: 't', body: 'b', clientMessageId: 'c', seq: 1, id: 'u', typing: true, reaction: '👍', replyToSeq: 1, threadRootSeq: 1,
+      cursors: [{ conversationId: '00000000-0000-4000-8000-000000000000', afterEventSeq: 0 }], announce: true,
+    };
     for (const [name, document] of Object.entries(sdk)) {
       if (!name.endsWith('Document')) continue;
       const operation = getOperationAST(document as DocumentNode)!;

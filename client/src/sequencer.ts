@@ -69,18 +69,22 @@ function pause(): Pause {
   return { promise, resolve };
 }
 
-/** What a message event did to a message the session had delivered. */
-function changeOf(action: string): MessageChange {
+/**
+ * What a message event did to a message the session had delivered. A
+ * compacted entry says UPDATED (changed since sent): what the model held
+ * tells whether that included an edit.
+ */
+function changeOf(action: string, before: Message | undefined, after: Message): MessageChange {
   switch (action) {
     case 'EDITED':
     case 'DELETED':
     case 'REACTION_ADDED':
     case 'REACTION_REMOVED':
-    case 'THREAD_REPLIED':
       return action;
     default:
-      // SENT on a message delivered already: a compacted entry whose last
-      // change was no edit or deletion (reactions, thread replies).
+      if (after.deletedAt) return 'DELETED';
+      if (after.editedAt && after.editedAt !== before?.editedAt) return 'EDITED';
+      // Reactions or a thread reply.
       return 'UPDATED';
   }
 }
@@ -515,7 +519,7 @@ export class Sequencer {
         // A message already delivered changed. (Its own SENT, after we
         // delivered it from our send's answer, is no change.)
         if (seq <= track.messageCursor && !(event.action === 'SENT' && known && known.eventSeq >= event.message.eventSeq)) {
-          emit({ type: 'messageChanged', seq, message, action: changeOf(event.action), reaction: event.reaction, ...common });
+          emit({ type: 'messageChanged', seq, message, action: changeOf(event.action, known, message), reaction: event.reaction, ...common });
         }
         this.drain(track);
         if (this.tracks.get(track.id) !== track) return;

@@ -35,11 +35,10 @@ interface DepartureRow {
   new_owner_id: string | null;
 }
 
-/** What a compacted message entry last was: the best the current state tells. */
-function actionOf(message: MessageRecord): MessageAction {
-  if (message.deletedAt) return 'DELETED';
-  if (message.editedAt) return 'EDITED';
-  return 'SENT';
+/** What a compacted message entry stands for: sent and unchanged since, deleted, or changed since it was sent. */
+function actionOf(row: MessageRow): MessageAction {
+  if (row.deleted_at) return 'DELETED';
+  return row.sent_event_seq === row.event_seq ? 'SENT' : 'UPDATED';
 }
 
 export type EventLogService = ReturnType<typeof createEventLogService>;
@@ -103,10 +102,12 @@ export function createEventLogService(db: Database, users: UserService) {
     for (let i = 0; i < messages.length; i++) {
       const row = messages[i]!;
       const next = messages[i + 1];
+      let main = row;
       let message = toMessage(row, user(row.sender_id));
       let threadRoot: MessageRecord | null = null;
       if (next && next.event_seq === row.event_seq) {
         const [reply, root] = row.thread_root_seq === next.seq ? [row, next] : [next, row];
+        main = reply;
         message = toMessage(reply, user(reply.sender_id));
         threadRoot = toMessage(root, user(root.sender_id));
         i++;
@@ -116,8 +117,7 @@ export function createEventLogService(db: Database, users: UserService) {
         if (threadRoot) threadRoot = withMine(threadRoot, mine);
       }
       sentBy.set(row.event_seq, message.sender.id);
-      const action = threadRoot || message.threadRootSeq === null || message.deletedAt || message.editedAt ? actionOf(message) : 'SENT';
-      events.push({ kind: 'message', conversationId, eventSeq: row.event_seq, action, message, threadRoot, reaction: null, actor: null, catchUp: true });
+      events.push({ kind: 'message', conversationId, eventSeq: row.event_seq, action: actionOf(main), message, threadRoot, reaction: null, actor: null, catchUp: true });
     }
     for (const member of members) {
       if (member.member_event_seq > after && member.member_event_seq <= end) {
@@ -128,6 +128,7 @@ export function createEventLogService(db: Database, users: UserService) {
           action: 'JOINED',
           user: user(member.user_id),
           role: member.role,
+          lastReadSeq: member.last_read_seq,
           newOwner: null,
           catchUp: true,
         });
@@ -145,6 +146,7 @@ export function createEventLogService(db: Database, users: UserService) {
         action: departure.reason,
         user: user(departure.user_id),
         role: null,
+        lastReadSeq: null,
         newOwner: departure.new_owner_id ? user(departure.new_owner_id) : null,
         catchUp: true,
       });

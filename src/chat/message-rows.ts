@@ -9,7 +9,7 @@ import type { MessageRecord, ReactionCount, UserRecord } from './records.js';
  */
 export const MESSAGE_COLUMNS = Prisma.sql`
   m.id::text AS id, m.conversation_id::text AS conversation_id, m.seq, m.sender_id, m.body, m.client_message_id,
-  m.created_at, m.event_seq, m.edited_at, m.deleted_at, m.reply_to_seq, m.thread_root_seq, m.thread_reply_count,
+  m.created_at, m.event_seq, m.sent_event_seq, m.edited_at, m.deleted_at, m.reply_to_seq, m.thread_root_seq, m.thread_reply_count,
   m.thread_last_reply_seq,
   (SELECT json_agg(json_build_object('reaction', r.reaction, 'count', r.n) ORDER BY r.first_at, r.reaction)
      FROM (SELECT x.reaction, count(*)::integer AS n, min(x.created_at) AS first_at
@@ -26,6 +26,7 @@ export interface MessageRow {
   client_message_id: string;
   created_at: Date;
   event_seq: number;
+  sent_event_seq: number | null;
   edited_at: Date | null;
   deleted_at: Date | null;
   reply_to_seq: number | null;

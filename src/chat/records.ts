@@ -67,7 +67,8 @@ export interface MessageRecord {
   reactions: ReactionCount[];
 }
 
-export type MessageAction = 'SENT' | 'EDITED' | 'DELETED' | 'REACTION_ADDED' | 'REACTION_REMOVED' | 'THREAD_REPLIED';
+/** UPDATED: only in compacted reads, for a message changed since it was sent (edited, reacted to, replied to in its thread). */
+export type MessageAction = 'SENT' | 'EDITED' | 'DELETED' | 'REACTION_ADDED' | 'REACTION_REMOVED' | 'UPDATED';
 export type MemberAction = 'JOINED' | 'LEFT' | 'REMOVED';
 
 /**
@@ -98,6 +99,8 @@ export type ConversationEventRecord =
       user: UserRecord;
       /** For JOINED: the member's role. */
       role: MemberRole | null;
+      /** For JOINED: the member's read position (new members start caught up: the last seq at their join). */
+      lastReadSeq: number | null;
       /** For LEFT / REMOVED of a group's owner: who owns the group now. */
       newOwner: UserRecord | null;
       catchUp: boolean;

@@ -118,6 +118,8 @@ export class Hub {
   private readonly versions: DataLoader<string, number>;
   private readonly timer: NodeJS.Timeout;
   private checking: Promise<void> | undefined;
+  /** How long the check lets in-flight publishes arrive before it repairs (a quarter of the period, at most 250 ms). */
+  private readonly grace: number;
   private checkAgain = false;
 
   constructor(options: HubOptions) {
@@ -133,6 +135,7 @@ export class Hub {
       { cache: false, maxBatchSize: CHECK_BATCH },
     );
     options.broker.onReconnect(() => void this.check());
+    this.grace = Math.min(250, Math.floor(options.checkIntervalMs / 4));
     this.timer = setInterval(() => void this.check(), options.checkIntervalMs);
     this.timer.unref();
   }
@@ -289,16 +292,23 @@ export class Hub {
 
   private async checkOnce(): Promise<void> {
     const feeds = [...this.feeds.values()];
+    const read: [FeedEntry, Position][] = [];
     for (let i = 0; i < feeds.length; i += CHECK_BATCH) {
       const batch = feeds.slice(i, i + CHECK_BATCH);
       const positions = await this.options.store.positions(batch.map((entry) => entry.conversationId));
       for (const entry of batch) {
         const position = positions.get(entry.conversationId);
-        if (!position) continue;
-        if (position.memberCount !== entry.memberCount) this.resized(entry.conversationId, position.memberCount);
-        entry.messages?.catchUpTo(position.lastSeq);
-        entry.events?.catchUpTo(position.lastEventSeq);
+        if (position) read.push([entry, position]);
       }
+    }
+    // What committed just now is usually still on its way through the broker:
+    // give it a moment, so that the check repairs what was lost, not what is
+    // merely in flight (a repair arrives compacted, without who did it).
+    if (read.length > 0) await new Promise((resolve) => setTimeout(resolve, this.grace));
+    for (const [entry, position] of read) {
+      if (position.memberCount !== entry.memberCount) this.resized(entry.conversationId, position.memberCount);
+      entry.messages?.catchUpTo(position.lastSeq);
+      entry.events?.catchUpTo(position.lastEventSeq);
     }
     const users = [...this.users].filter(([, entry]) => entry.version !== undefined);
     for (let i = 0; i < users.length; i += CHECK_BATCH) {

@@ -25,14 +25,17 @@ const catchUp = {
 // for `action` on each without aliases (GraphQL forbids one field name with
 // two types in one selection).
 const EventAction = builder.enumType('EventAction', {
-  description: 'What happened. MessageEvent: SENT … THREAD_REPLIED; MemberEvent: JOINED, LEFT, REMOVED.',
+  description: 'What happened. MessageEvent: SENT … UPDATED (a thread reply is SENT, with its root in `threadRoot`); MemberEvent: JOINED, LEFT, REMOVED.',
   values: {
     SENT: {},
     EDITED: {},
     DELETED: { description: 'The message is a tombstone now.' },
     REACTION_ADDED: {},
     REACTION_REMOVED: {},
-    THREAD_REPLIED: { description: 'A reply in its thread changed its reply count and last reply.' },
+    UPDATED: {
+      description:
+        'Only in compacted reads (catchUp): the message changed since it was sent (edited, reacted to, replied to in its thread); `message` is its current state.',
+    },
     JOINED: {},
     LEFT: {},
     REMOVED: {},
@@ -66,6 +69,10 @@ const MemberEvent = builder.objectRef<Of<'member'>>('MemberEvent').implement({
     action: t.field({ type: EventAction, resolve: (e) => e.action }),
     user: t.field({ type: User, resolve: (e) => viaConversation(e.user) }),
     role: t.field({ type: MemberRole, nullable: true, description: 'For JOINED: their role now.', resolve: (e) => e.role }),
+    joinedAtSeq: t.exposeInt('lastReadSeq', {
+      nullable: true,
+      description: 'For JOINED: the last seq when they joined. New members start caught up: everything up to it counts as read.',
+    }),
     newOwner: t.field({ type: User, nullable: true, description: 'When the owner left: who owns the group now.', resolve: (e) => (e.newOwner ? viaConversation(e.newOwner) : e.newOwner) }),
     catchUp: t.exposeBoolean('catchUp', catchUp),
   }),

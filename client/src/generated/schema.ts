@@ -105,7 +105,7 @@ export type DepartureReason =
   /** The owner removed the viewer. */
   | 'REMOVED';
 
-/** What happened. MessageEvent: SENT … THREAD_REPLIED; MemberEvent: JOINED, LEFT, REMOVED. */
+/** What happened. MessageEvent: SENT … UPDATED (a thread reply is SENT, with its root in `threadRoot`); MemberEvent: JOINED, LEFT, REMOVED. */
 export type EventAction =
   /** The message is a tombstone now. */
   | 'DELETED'
@@ -116,8 +116,8 @@ export type EventAction =
   | 'REACTION_REMOVED'
   | 'REMOVED'
   | 'SENT'
-  /** A reply in its thread changed its reply count and last reply. */
-  | 'THREAD_REPLIED';
+  /** Only in compacted reads (catchUp): the message changed since it was sent (edited, reacted to, replied to in its thread); `message` is its current state. */
+  | 'UPDATED';
 
 /** Where a client stands in one conversation log: the highest event number it has applied. */
 export type EventCursor = {
@@ -173,6 +173,8 @@ export type MemberEvent = {
   catchUp: Scalars['Boolean']['output'];
   conversationId: Scalars['ID']['output'];
   eventSeq: Scalars['Int']['output'];
+  /** For JOINED: the last seq when they joined. New members start caught up: everything up to it counts as read. */
+  joinedAtSeq?: Maybe<Scalars['Int']['output']>;
   /** When the owner left: who owns the group now. */
   newOwner?: Maybe<User>;
   /** For JOINED: their role now. */

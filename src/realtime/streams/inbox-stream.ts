@@ -1,5 +1,6 @@
 import type { StreamStart } from '../../chat/streams.js';
 import type { Context } from '../../context.js';
+import { badInput } from '../../errors.js';
 import type { BusEvent } from '../broker/broker.js';
 import type { ConversationFeed, FeedMember } from '../feed.js';
 import type { FeedKind } from '../hub.js';
@@ -64,6 +65,16 @@ export class InboxStream extends LiveStream {
       // detaches what it just attached) rather than before it.
       const first = this.changes.then(async () => {
         const inbox = await loadInbox();
+        if (this.kind === 'events') {
+          // A cursor beyond a conversation's log would make the stream skip
+          // events the client never had (a restored database, a client bug): refuse it.
+          for (const entry of inbox) {
+            const cursor = cursors.get(entry.conversationId);
+            if (cursor !== undefined && cursor > entry.lastEventSeq) {
+              throw badInput(`afterEventSeq ${cursor} is beyond the last event (${entry.lastEventSeq}) of conversation ${entry.conversationId}`, 'cursors');
+            }
+          }
+        }
         if (announce) {
           for (const entry of inbox) {
             if (!cursors.has(entry.conversationId)) await this.announceJoined(entry);

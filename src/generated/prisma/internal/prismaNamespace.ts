@@ -1038,6 +1038,7 @@ export const MessageScalarFieldEnum = {
   clientMessageId: 'clientMessageId',
   createdAt: 'createdAt',
   eventSeq: 'eventSeq',
+  sentEventSeq: 'sentEventSeq',
   editedAt: 'editedAt',
   deletedAt: 'deletedAt',
   replyToSeq: 'replyToSeq',

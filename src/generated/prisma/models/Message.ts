@@ -29,6 +29,7 @@ export type AggregateMessage = {
 export type MessageAvgAggregateOutputType = {
   seq: number | null
   eventSeq: number | null
+  sentEventSeq: number | null
   replyToSeq: number | null
   threadRootSeq: number | null
   threadReplyCount: number | null
@@ -38,6 +39,7 @@ export type MessageAvgAggregateOutputType = {
 export type MessageSumAggregateOutputType = {
   seq: number | null
   eventSeq: number | null
+  sentEventSeq: number | null
   replyToSeq: number | null
   threadRootSeq: number | null
   threadReplyCount: number | null
@@ -53,6 +55,7 @@ export type MessageMinAggregateOutputType = {
   clientMessageId: string | null
   createdAt: Date | null
   eventSeq: number | null
+  sentEventSeq: number | null
   editedAt: Date | null
   deletedAt: Date | null
   replyToSeq: number | null
@@ -70,6 +73,7 @@ export type MessageMaxAggregateOutputType = {
   clientMessageId: string | null
   createdAt: Date | null
   eventSeq: number | null
+  sentEventSeq: number | null
   editedAt: Date | null
   deletedAt: Date | null
   replyToSeq: number | null
@@ -87,6 +91,7 @@ export type MessageCountAggregateOutputType = {
   clientMessageId: number
   createdAt: number
   eventSeq: number
+  sentEventSeq: number
   editedAt: number
   deletedAt: number
   replyToSeq: number
@@ -100,6 +105,7 @@ export type MessageCountAggregateOutputType = {
 export type MessageAvgAggregateInputType = {
   seq?: true
   eventSeq?: true
+  sentEventSeq?: true
   replyToSeq?: true
   threadRootSeq?: true
   threadReplyCount?: true
@@ -109,6 +115,7 @@ export type MessageAvgAggregateInputType = {
 export type MessageSumAggregateInputType = {
   seq?: true
   eventSeq?: true
+  sentEventSeq?: true
   replyToSeq?: true
   threadRootSeq?: true
   threadReplyCount?: true
@@ -124,6 +131,7 @@ export type MessageMinAggregateInputType = {
   clientMessageId?: true
   createdAt?: true
   eventSeq?: true
+  sentEventSeq?: true
   editedAt?: true
   deletedAt?: true
   replyToSeq?: true
@@ -141,6 +149,7 @@ export type MessageMaxAggregateInputType = {
   clientMessageId?: true
   createdAt?: true
   eventSeq?: true
+  sentEventSeq?: true
   editedAt?: true
   deletedAt?: true
   replyToSeq?: true
@@ -158,6 +167,7 @@ export type MessageCountAggregateInputType = {
   clientMessageId?: true
   createdAt?: true
   eventSeq?: true
+  sentEventSeq?: true
   editedAt?: true
   deletedAt?: true
   replyToSeq?: true
@@ -262,6 +272,7 @@ export type MessageGroupByOutputType = {
   clientMessageId: string
   createdAt: Date
   eventSeq: number
+  sentEventSeq: number | null
   editedAt: Date | null
   deletedAt: Date | null
   replyToSeq: number | null
@@ -302,6 +313,7 @@ export type MessageWhereInput = {
   clientMessageId?: Prisma.StringFilter<"Message"> | string
   createdAt?: Prisma.DateTimeFilter<"Message"> | Date | string
   eventSeq?: Prisma.IntFilter<"Message"> | number
+  sentEventSeq?: Prisma.IntNullableFilter<"Message"> | number | null
   editedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
   deletedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
   replyToSeq?: Prisma.IntNullableFilter<"Message"> | number | null
@@ -321,6 +333,7 @@ export type MessageOrderByWithRelationInput = {
   clientMessageId?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   eventSeq?: Prisma.SortOrder
+  sentEventSeq?: Prisma.SortOrderInput | Prisma.SortOrder
   editedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   replyToSeq?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -346,6 +359,7 @@ export type MessageWhereUniqueInput = Prisma.AtLeast<{
   clientMessageId?: Prisma.StringFilter<"Message"> | string
   createdAt?: Prisma.DateTimeFilter<"Message"> | Date | string
   eventSeq?: Prisma.IntFilter<"Message"> | number
+  sentEventSeq?: Prisma.IntNullableFilter<"Message"> | number | null
   editedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
   deletedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
   replyToSeq?: Prisma.IntNullableFilter<"Message"> | number | null
@@ -365,6 +379,7 @@ export type MessageOrderByWithAggregationInput = {
   clientMessageId?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   eventSeq?: Prisma.SortOrder
+  sentEventSeq?: Prisma.SortOrderInput | Prisma.SortOrder
   editedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   replyToSeq?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -390,6 +405,7 @@ export type MessageScalarWhereWithAggregatesInput = {
   clientMessageId?: Prisma.StringWithAggregatesFilter<"Message"> | string
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Message"> | Date | string
   eventSeq?: Prisma.IntWithAggregatesFilter<"Message"> | number
+  sentEventSeq?: Prisma.IntNullableWithAggregatesFilter<"Message"> | number | null
   editedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Message"> | Date | string | null
   deletedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Message"> | Date | string | null
   replyToSeq?: Prisma.IntNullableWithAggregatesFilter<"Message"> | number | null
@@ -406,6 +422,7 @@ export type MessageCreateInput = {
   clientMessageId: string
   createdAt?: Date | string
   eventSeq?: number
+  sentEventSeq?: number | null
   editedAt?: Date | string | null
   deletedAt?: Date | string | null
   replyToSeq?: number | null
@@ -425,6 +442,7 @@ export type MessageUncheckedCreateInput = {
   clientMessageId: string
   createdAt?: Date | string
   eventSeq?: number
+  sentEventSeq?: number | null
   editedAt?: Date | string | null
   deletedAt?: Date | string | null
   replyToSeq?: number | null
@@ -442,6 +460,7 @@ export type MessageUpdateInput = {
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  sentEventSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -461,6 +480,7 @@ export type MessageUncheckedUpdateInput = {
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  sentEventSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -479,6 +499,7 @@ export type MessageCreateManyInput = {
   clientMessageId: string
   createdAt?: Date | string
   eventSeq?: number
+  sentEventSeq?: number | null
   editedAt?: Date | string | null
   deletedAt?: Date | string | null
   replyToSeq?: number | null
@@ -495,6 +516,7 @@ export type MessageUpdateManyMutationInput = {
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  sentEventSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -512,6 +534,7 @@ export type MessageUncheckedUpdateManyInput = {
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  sentEventSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -555,6 +578,7 @@ export type MessageCountOrderByAggregateInput = {
   clientMessageId?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   eventSeq?: Prisma.SortOrder
+  sentEventSeq?: Prisma.SortOrder
   editedAt?: Prisma.SortOrder
   deletedAt?: Prisma.SortOrder
   replyToSeq?: Prisma.SortOrder
@@ -566,6 +590,7 @@ export type MessageCountOrderByAggregateInput = {
 export type MessageAvgOrderByAggregateInput = {
   seq?: Prisma.SortOrder
   eventSeq?: Prisma.SortOrder
+  sentEventSeq?: Prisma.SortOrder
   replyToSeq?: Prisma.SortOrder
   threadRootSeq?: Prisma.SortOrder
   threadReplyCount?: Prisma.SortOrder
@@ -581,6 +606,7 @@ export type MessageMaxOrderByAggregateInput = {
   clientMessageId?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   eventSeq?: Prisma.SortOrder
+  sentEventSeq?: Prisma.SortOrder
   editedAt?: Prisma.SortOrder
   deletedAt?: Prisma.SortOrder
   replyToSeq?: Prisma.SortOrder
@@ -598,6 +624,7 @@ export type MessageMinOrderByAggregateInput = {
   clientMessageId?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   eventSeq?: Prisma.SortOrder
+  sentEventSeq?: Prisma.SortOrder
   editedAt?: Prisma.SortOrder
   deletedAt?: Prisma.SortOrder
   replyToSeq?: Prisma.SortOrder
@@ -609,6 +636,7 @@ export type MessageMinOrderByAggregateInput = {
 export type MessageSumOrderByAggregateInput = {
   seq?: Prisma.SortOrder
   eventSeq?: Prisma.SortOrder
+  sentEventSeq?: Prisma.SortOrder
   replyToSeq?: Prisma.SortOrder
   threadRootSeq?: Prisma.SortOrder
   threadReplyCount?: Prisma.SortOrder
@@ -692,6 +720,7 @@ export type MessageCreateWithoutConversationInput = {
   clientMessageId: string
   createdAt?: Date | string
   eventSeq?: number
+  sentEventSeq?: number | null
   editedAt?: Date | string | null
   deletedAt?: Date | string | null
   replyToSeq?: number | null
@@ -709,6 +738,7 @@ export type MessageUncheckedCreateWithoutConversationInput = {
   clientMessageId: string
   createdAt?: Date | string
   eventSeq?: number
+  sentEventSeq?: number | null
   editedAt?: Date | string | null
   deletedAt?: Date | string | null
   replyToSeq?: number | null
@@ -756,6 +786,7 @@ export type MessageScalarWhereInput = {
   clientMessageId?: Prisma.StringFilter<"Message"> | string
   createdAt?: Prisma.DateTimeFilter<"Message"> | Date | string
   eventSeq?: Prisma.IntFilter<"Message"> | number
+  sentEventSeq?: Prisma.IntNullableFilter<"Message"> | number | null
   editedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
   deletedAt?: Prisma.DateTimeNullableFilter<"Message"> | Date | string | null
   replyToSeq?: Prisma.IntNullableFilter<"Message"> | number | null
@@ -772,6 +803,7 @@ export type MessageCreateWithoutReactionsInput = {
   clientMessageId: string
   createdAt?: Date | string
   eventSeq?: number
+  sentEventSeq?: number | null
   editedAt?: Date | string | null
   deletedAt?: Date | string | null
   replyToSeq?: number | null
@@ -790,6 +822,7 @@ export type MessageUncheckedCreateWithoutReactionsInput = {
   clientMessageId: string
   createdAt?: Date | string
   eventSeq?: number
+  sentEventSeq?: number | null
   editedAt?: Date | string | null
   deletedAt?: Date | string | null
   replyToSeq?: number | null
@@ -822,6 +855,7 @@ export type MessageUpdateWithoutReactionsInput = {
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  sentEventSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -840,6 +874,7 @@ export type MessageUncheckedUpdateWithoutReactionsInput = {
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  sentEventSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -856,6 +891,7 @@ export type MessageCreateManyConversationInput = {
   clientMessageId: string
   createdAt?: Date | string
   eventSeq?: number
+  sentEventSeq?: number | null
   editedAt?: Date | string | null
   deletedAt?: Date | string | null
   replyToSeq?: number | null
@@ -872,6 +908,7 @@ export type MessageUpdateWithoutConversationInput = {
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  sentEventSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -889,6 +926,7 @@ export type MessageUncheckedUpdateWithoutConversationInput = {
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  sentEventSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -906,6 +944,7 @@ export type MessageUncheckedUpdateManyWithoutConversationInput = {
   clientMessageId?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   eventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  sentEventSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   editedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   replyToSeq?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -954,6 +993,7 @@ export type MessageSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   clientMessageId?: boolean
   createdAt?: boolean
   eventSeq?: boolean
+  sentEventSeq?: boolean
   editedAt?: boolean
   deletedAt?: boolean
   replyToSeq?: boolean
@@ -974,6 +1014,7 @@ export type MessageSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exten
   clientMessageId?: boolean
   createdAt?: boolean
   eventSeq?: boolean
+  sentEventSeq?: boolean
   editedAt?: boolean
   deletedAt?: boolean
   replyToSeq?: boolean
@@ -992,6 +1033,7 @@ export type MessageSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exten
   clientMessageId?: boolean
   createdAt?: boolean
   eventSeq?: boolean
+  sentEventSeq?: boolean
   editedAt?: boolean
   deletedAt?: boolean
   replyToSeq?: boolean
@@ -1010,6 +1052,7 @@ export type MessageSelectScalar = {
   clientMessageId?: boolean
   createdAt?: boolean
   eventSeq?: boolean
+  sentEventSeq?: boolean
   editedAt?: boolean
   deletedAt?: boolean
   replyToSeq?: boolean
@@ -1018,7 +1061,7 @@ export type MessageSelectScalar = {
   threadLastReplySeq?: boolean
 }
 
-export type MessageOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"conversationId" | "seq" | "id" | "senderId" | "body" | "clientMessageId" | "createdAt" | "eventSeq" | "editedAt" | "deletedAt" | "replyToSeq" | "threadRootSeq" | "threadReplyCount" | "threadLastReplySeq", ExtArgs["result"]["message"]>
+export type MessageOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"conversationId" | "seq" | "id" | "senderId" | "body" | "clientMessageId" | "createdAt" | "eventSeq" | "sentEventSeq" | "editedAt" | "deletedAt" | "replyToSeq" | "threadRootSeq" | "threadReplyCount" | "threadLastReplySeq", ExtArgs["result"]["message"]>
 export type MessageInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
   reactions?: boolean | Prisma.Message$reactionsArgs<ExtArgs>
@@ -1049,6 +1092,10 @@ export type $MessagePayload<ExtArgs extends runtime.Types.Extensions.InternalArg
      * Event that last changed this message (sent, edited, deleted, reacted to, replied to in its thread).
      */
     eventSeq: number
+    /**
+     * Event that sent it (null: sent before this was recorded).
+     */
+    sentEventSeq: number | null
     editedAt: Date | null
     /**
      * A tombstone: the body is '' and the reactions are gone.
@@ -1491,6 +1538,7 @@ export interface MessageFieldRefs {
   readonly clientMessageId: Prisma.FieldRef<"Message", 'String'>
   readonly createdAt: Prisma.FieldRef<"Message", 'DateTime'>
   readonly eventSeq: Prisma.FieldRef<"Message", 'Int'>
+  readonly sentEventSeq: Prisma.FieldRef<"Message", 'Int'>
   readonly editedAt: Prisma.FieldRef<"Message", 'DateTime'>
   readonly deletedAt: Prisma.FieldRef<"Message", 'DateTime'>
   readonly replyToSeq: Prisma.FieldRef<"Message", 'Int'>
