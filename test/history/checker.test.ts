@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { checkHistory, formatTable, zeroCounts, type DeliveryRecord, type History, type SendRecord, type StoredMessage, type StoredState } from './checker.js';
+import {
+  checkHistory,
+  formatTable,
+  zeroCounts,
+  type ChangeRecord,
+  type DeliveryRecord,
+  type History,
+  type ModelMessage,
+  type SendRecord,
+  type StoredMessage,
+  type StoredState,
+} from './checker.js';
 import { HistoryRecorder } from './recorder.js';
 
 // Synthetic histories: one conversation "c" with alice and bob, one "d" with
@@ -190,5 +201,69 @@ describe('the history recorder', () => {
     expect(recorder.expectations).toEqual([{ client: 'alice-1', userId: 'alice', conversationId: 'c', afterSeq: 0 }]);
     answer!();
     expect((await slow).outcome).toBe('acked');
+  });
+});
+
+describe('the event-log checks', () => {
+  /** The world with message c#1 edited by alice and reacted to by bob, everywhere in agreement. */
+  function changed() {
+    const { history, stored } = world();
+    const messages = stored.messages.map((m) =>
+      m.conversationId === C && m.seq === 1
+        ? { ...m, body: 'edited', deleted: false, reactions: '👍:1', reactedBy: new Set(['bob\u0000👍']) }
+        : { ...m, body: 'x', deleted: false, reactions: '', reactedBy: new Set<string>() },
+    );
+    const changes: ChangeRecord[] = [
+      { client: 'alice', userId: 'alice', conversationId: C, seq: 1, op: { kind: 'edit', body: 'first edit' }, order: 1, outcome: 'acked' },
+      { client: 'alice', userId: 'alice', conversationId: C, seq: 1, op: { kind: 'edit', body: 'edited' }, order: 2, outcome: 'acked' },
+      { client: 'bob', userId: 'bob', conversationId: C, seq: 1, op: { kind: 'react', reaction: '👍' }, order: 3, outcome: 'acked' },
+    ];
+    const models: ModelMessage[] = messages.flatMap((m) =>
+      (m.conversationId === C ? ['alice', 'bob'] : ['alice', 'carol']).map((client) => ({
+        client,
+        conversationId: m.conversationId,
+        seq: m.seq,
+        body: m.body!,
+        deleted: m.deleted!,
+        reactions: m.reactions!,
+      })),
+    );
+    return { history: { ...history, changes, models }, stored: { ...stored, messages } };
+  }
+
+  it('counts nothing when the database and every model agree with the acknowledged changes', () => {
+    const { history, stored } = changed();
+    expect(checkHistory(history, stored).counts).toEqual(only({}));
+  });
+
+  it('counts an acknowledged edit the database does not show as a lost change', () => {
+    const { history, stored } = changed();
+    const messages = stored.messages.map((m) => (m.conversationId === C && m.seq === 1 ? { ...m, body: 'first edit' } : m));
+    const models = history.models.map((m) => (m.conversationId === C && m.seq === 1 ? { ...m, body: 'first edit' } : m));
+    expect(checkHistory({ ...history, models }, { ...stored, messages }).counts).toEqual(only({ lostChanges: 1 }));
+  });
+
+  it('accepts a later change that was never acknowledged having happened, or not', () => {
+    const { history, stored } = changed();
+    const pending: ChangeRecord = { client: 'alice', userId: 'alice', conversationId: C, seq: 1, op: { kind: 'delete' }, order: 4, outcome: 'pending' };
+    expect(checkHistory({ ...history, changes: [...history.changes, pending] }, stored).counts).toEqual(only({}));
+    const messages = stored.messages.map((m) => (m.conversationId === C && m.seq === 1 ? { ...m, deleted: true, body: '', reactions: '', reactedBy: new Set<string>() } : m));
+    const models = history.models.map((m) => (m.conversationId === C && m.seq === 1 ? { ...m, deleted: true, body: '', reactions: '' } : m));
+    expect(checkHistory({ ...history, changes: [...history.changes, pending], models }, { ...stored, messages }).counts).toEqual(only({}));
+  });
+
+  it('counts an acknowledged reaction the database lacks as a lost change', () => {
+    const { history, stored } = changed();
+    const messages = stored.messages.map((m) => (m.conversationId === C && m.seq === 1 ? { ...m, reactions: '', reactedBy: new Set<string>() } : m));
+    const models = history.models.map((m) => (m.conversationId === C && m.seq === 1 ? { ...m, reactions: '' } : m));
+    expect(checkHistory({ ...history, models }, { ...stored, messages }).counts).toEqual(only({ lostChanges: 1 }));
+  });
+
+  it('counts each client whose model missed an edit, a deletion or a reaction as stale', () => {
+    const { history, stored } = changed();
+    const models = history.models.map((m) =>
+      m.client === 'bob' && m.conversationId === C && m.seq === 1 ? { ...m, body: 'first edit' } : m.client === 'carol' && m.seq === 2 ? { ...m, reactions: '👀:1' } : m,
+    );
+    expect(checkHistory({ ...history, models }, stored).counts).toEqual(only({ stale: 2 }));
   });
 });

@@ -20,6 +20,11 @@
  *   to a client whose user is not a member of the conversation.
  * - seqGaps: seqs of a conversation in the database that are absent below
  *   its highest one (or below its last_seq).
+ * - lostChanges: an acknowledged edit, deletion or reaction the database does
+ *   not show, unless a later change of the same thing may have overtaken it.
+ * - stale: a message whose state in a client's local model (body, deleted,
+ *   reaction counts) differs from the database at the end: an edit, deletion
+ *   or reaction that never reached that client.
  */
 
 export interface SendRecord {
@@ -65,10 +70,37 @@ export interface Expectation {
   afterSeq: number;
 }
 
+/** A change to an existing message (the event log): recorded like a send, acknowledged or not. */
+export interface ChangeRecord {
+  client: string;
+  userId: string;
+  conversationId: string;
+  seq: number;
+  op: { kind: 'edit'; body: string } | { kind: 'delete' } | { kind: 'react' | 'unreact'; reaction: string };
+  /** In the order the client made them (the SDK applies one conversation's changes in call order). */
+  order: number;
+  outcome: 'pending' | 'acked' | 'rejected';
+}
+
+/** A message as a client's local model holds it at the end of a run. */
+export interface ModelMessage {
+  client: string;
+  conversationId: string;
+  seq: number;
+  body: string;
+  deleted: boolean;
+  /** `reaction:count` pairs, sorted. */
+  reactions: string;
+}
+
 export interface History {
   sends: readonly SendRecord[];
   deliveries: readonly DeliveryRecord[];
   expectations: readonly Expectation[];
+  /** Edits, deletions and reactions, when the workload makes them. */
+  changes?: readonly ChangeRecord[];
+  /** The clients' local models, when taken. */
+  models?: readonly ModelMessage[];
 }
 
 export interface StoredMessage {
@@ -77,6 +109,13 @@ export interface StoredMessage {
   id: string;
   senderId: string;
   clientMessageId: string;
+  /** Its current state, for the event-log checks (optional for histories without changes). */
+  body?: string;
+  deleted?: boolean;
+  /** `reaction:count` pairs, sorted. */
+  reactions?: string;
+  /** user + reaction pairs present, `userId\u0000reaction`. */
+  reactedBy?: ReadonlySet<string>;
 }
 
 export interface StoredState {
@@ -87,7 +126,7 @@ export interface StoredState {
   lastSeqs?: ReadonlyMap<string, number>;
 }
 
-export const KINDS = ['lost', 'duplicated', 'missing', 'outOfOrder', 'unexpected', 'seqGaps'] as const;
+export const KINDS = ['lost', 'duplicated', 'missing', 'outOfOrder', 'unexpected', 'seqGaps', 'lostChanges', 'stale'] as const;
 export type Kind = (typeof KINDS)[number];
 export type Counts = Record<Kind, number>;
 
@@ -95,7 +134,7 @@ export interface Report {
   counts: Counts;
   /** A line per anomaly (capped per kind), for failure messages. */
   examples: Record<Kind, string[]>;
-  stats: { sends: number; acked: number; rejected: number; pending: number; attempts: number; stored: number; deliveries: number; expected: number };
+  stats: { sends: number; acked: number; rejected: number; pending: number; attempts: number; stored: number; deliveries: number; expected: number; changes: number };
 }
 
 export interface CheckOptions {
@@ -108,7 +147,7 @@ export interface CheckOptions {
 const key = (conversationId: string, seq: number) => `${conversationId}#${seq}`;
 
 export function zeroCounts(): Counts {
-  return { lost: 0, duplicated: 0, missing: 0, outOfOrder: 0, unexpected: 0, seqGaps: 0 };
+  return { lost: 0, duplicated: 0, missing: 0, outOfOrder: 0, unexpected: 0, seqGaps: 0, lostChanges: 0, stale: 0 };
 }
 
 export function checkHistory(history: History, stored: StoredState, options: CheckOptions = {}): Report {
@@ -116,7 +155,7 @@ export function checkHistory(history: History, stored: StoredState, options: Che
   const inScope = (conversationId: string) => !only || only.has(conversationId);
   const cap = options.examplesPerKind ?? 10;
   const counts = zeroCounts();
-  const examples: Record<Kind, string[]> = { lost: [], duplicated: [], missing: [], outOfOrder: [], unexpected: [], seqGaps: [] };
+  const examples: Record<Kind, string[]> = { lost: [], duplicated: [], missing: [], outOfOrder: [], unexpected: [], seqGaps: [], lostChanges: [], stale: [] };
   const note = (kind: Kind, n: number, line: () => string) => {
     if (n <= 0) return;
     counts[kind] += n;
@@ -216,6 +255,52 @@ export function checkHistory(history: History, stored: StoredState, options: Che
     note('seqGaps', gaps.length, () => `${conversationId} lacks seqs ${gaps.slice(0, 20).join(',')} (highest ${top})`);
   }
 
+  // lostChanges: an acknowledged edit, deletion or reaction the database does not show (unless a
+  // later change of the same thing, acknowledged or not, may have overtaken it).
+  const changes = (history.changes ?? []).filter((c) => inScope(c.conversationId)).sort((a, b) => a.order - b.order);
+  const lastBodyOp = new Map<string, ChangeRecord[]>(); // message -> its edit/delete attempts, in order
+  const lastReaction = new Map<string, ChangeRecord[]>(); // message + user + reaction -> attempts, in order
+  for (const c of changes) {
+    if (c.op.kind === 'edit' || c.op.kind === 'delete') {
+      const k = key(c.conversationId, c.seq);
+      lastBodyOp.set(k, [...(lastBodyOp.get(k) ?? []), c]);
+    } else {
+      const k = `${key(c.conversationId, c.seq)}\u0000${c.userId}\u0000${c.op.reaction}`;
+      lastReaction.set(k, [...(lastReaction.get(k) ?? []), c]);
+    }
+  }
+  const bodyAfter = (c: ChangeRecord) => (c.op.kind === 'delete' ? { deleted: true, body: '' } : { deleted: false, body: (c.op as { body: string }).body });
+  for (const [k, ops] of lastBodyOp) {
+    const row = bySeq.get(k);
+    const lastAcked = ops.map((c, i) => [c, i] as const).filter(([c]) => c.outcome === 'acked').at(-1);
+    if (!row || !lastAcked || row.body === undefined) continue;
+    // Acceptable: the state after the last acknowledged change, or after any change attempted later.
+    const acceptable = ops.slice(lastAcked[1]).filter((c, i) => i === 0 || c.outcome !== 'rejected').map(bodyAfter);
+    // A deletion wins over any edit (a deleted message cannot be edited).
+    if (ops.slice(0, lastAcked[1] + 1).some((c) => c.op.kind === 'delete' && c.outcome === 'acked')) acceptable.push({ deleted: true, body: '' });
+    if (!acceptable.some((a) => a.deleted === row.deleted && (a.deleted || a.body === row.body))) {
+      note('lostChanges', 1, () => `${k}: acknowledged ${lastAcked[0].op.kind} by ${lastAcked[0].client}, stored ${row.deleted ? 'deleted' : JSON.stringify(row.body)}`);
+    }
+  }
+  for (const [k, ops] of lastReaction) {
+    const [conversationSeq, userId, reaction] = k.split('\u0000');
+    const row = bySeq.get(conversationSeq!);
+    const lastAcked = ops.map((c, i) => [c, i] as const).filter(([c]) => c.outcome === 'acked').at(-1);
+    if (!row || !lastAcked || !row.reactedBy || row.deleted) continue;
+    const acceptable = new Set(ops.slice(lastAcked[1]).filter((c, i) => i === 0 || c.outcome !== 'rejected').map((c) => c.op.kind === 'react'));
+    const present = row.reactedBy.has(`${userId}\u0000${reaction}`);
+    if (!acceptable.has(present)) note('lostChanges', 1, () => `${conversationSeq}: ${lastAcked[0].op.kind} ${reaction} by ${userId} acknowledged, stored ${present ? 'present' : 'absent'}`);
+  }
+
+  // stale: a client's local model disagrees with the database about a message both have.
+  for (const m of (history.models ?? []).filter((x) => inScope(x.conversationId))) {
+    const row = bySeq.get(key(m.conversationId, m.seq));
+    if (!row || row.body === undefined) continue;
+    if (row.deleted !== m.deleted || (!row.deleted && row.body !== m.body) || row.reactions !== m.reactions) {
+      note('stale', 1, () => `${m.client} holds ${key(m.conversationId, m.seq)} as ${m.deleted ? 'deleted' : JSON.stringify(m.body.slice(0, 40))} [${m.reactions}], stored ${row.deleted ? 'deleted' : JSON.stringify(row.body!.slice(0, 40))} [${row.reactions}]`);
+    }
+  }
+
   return {
     counts,
     examples,
@@ -228,6 +313,7 @@ export function checkHistory(history: History, stored: StoredState, options: Che
       stored: messages.length,
       deliveries: deliveries.length,
       expected,
+      changes: changes.filter((c) => c.outcome === 'acked').length,
     },
   };
 }
@@ -239,7 +325,7 @@ export function clean(report: Report): boolean {
 
 /** A fixed-width table, one row per entry. */
 export function formatTable(rows: readonly { name: string; report: Report }[]): string {
-  const header = ['scenario', 'sends', 'acked', 'unacked', 'attempts', 'stored', 'deliveries', 'lost', 'dup', 'missing', 'order', 'unexpected', 'gaps'];
+  const header = ['scenario', 'sends', 'acked', 'unacked', 'attempts', 'stored', 'deliveries', 'changes', 'lost', 'dup', 'missing', 'order', 'unexpected', 'gaps', 'lost chg', 'stale'];
   const lines = rows.map(({ name, report: { counts: c, stats: s } }) => [
     name,
     s.sends,
@@ -248,12 +334,15 @@ export function formatTable(rows: readonly { name: string; report: Report }[]): 
     s.attempts,
     s.stored,
     s.deliveries,
+    s.changes,
     c.lost,
     c.duplicated,
     c.missing,
     c.outOfOrder,
     c.unexpected,
     c.seqGaps,
+    c.lostChanges,
+    c.stale,
   ].map(String));
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i]!.length)));
   const format = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');

@@ -9,7 +9,10 @@ import type { HistoryRecorder } from './recorder.js';
  * (fan-out on write) and groups larger than FANOUT_DIRECT_MAX (fan-out on
  * read), one SDK session per user, spread over the load balancer and the
  * instances directly, every session sending (the SDK's `send`) and receiving
- * (`onMessage`), everything recorded.
+ * (`onMessage`), everything recorded. About a third of a client's actions
+ * change an existing message instead (the event log): an edit or, rarely, a
+ * deletion of one of its own, a reaction added or taken back on any; the
+ * checker then compares every client's local model with the database.
  *
  * Conversations come in two halves. "steady" ones keep sending well after
  * the fault heals, so a message lost during the fault may be repaired by a
@@ -57,6 +60,10 @@ interface Participant {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The share of a client's actions that change an existing message rather than send a new one. */
+const CHANGE_SHARE = 0.35;
+const REACTIONS = ['👍', '🎉', '👀'];
+
 export class Workload {
   readonly conversations: WorkloadConversation[] = [];
   /** Sessions that went from live back to connecting (a socket dropped or replaced). */
@@ -64,7 +71,7 @@ export class Workload {
   private readonly participants: Participant[] = [];
   private readonly stopAt: Record<Mode, number> = { steady: Number.POSITIVE_INFINITY, tail: Number.POSITIVE_INFINITY };
   private loops: Promise<void>[] = [];
-  private readonly inFlight = new Map<Promise<SendRecord>, Mode>();
+  private readonly inFlight = new Map<Promise<unknown>, Mode>();
   private readonly giveUp: Record<Mode, AbortController> = { steady: new AbortController(), tail: new AbortController() };
 
   private constructor(private readonly options: WorkloadOptions) {}
@@ -135,6 +142,7 @@ export class Workload {
         else if (status === 'connecting' && live) this.reconnects++;
       });
       recorder.attach(name, user.id, chat, Object.fromEntries(mine.map((c) => [c.id, 0])));
+      recorder.model(name, chat, mine.map((c) => c.id));
       this.participants.push({ name, user, url, chat, conversations: mine, errors });
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -177,15 +185,36 @@ export class Workload {
       if (free.length > 0) {
         const c = free[Math.floor(Math.random() * free.length)]!;
         busy.add(c.id);
-        const send = recorder.send(p.name, p.user.id, p.chat, c.id, `${p.name} #${++n}`, this.giveUp[c.mode].signal);
-        this.inFlight.set(send, c.mode);
-        void send.finally(() => {
+        const change = Math.random() < CHANGE_SHARE ? this.change(p, c, ++n) : undefined;
+        const work: Promise<unknown> = change ?? recorder.send(p.name, p.user.id, p.chat, c.id, `${p.name} #${++n}`, this.giveUp[c.mode].signal);
+        this.inFlight.set(work, c.mode);
+        void work.finally(() => {
           busy.delete(c.id);
-          this.inFlight.delete(send);
+          this.inFlight.delete(work);
         });
       }
       await sleep(pauseMs[0] + Math.random() * (pauseMs[1] - pauseMs[0]));
     }
+  }
+
+  /** An edit, deletion or reaction on a message of `c` this client holds, or undefined when there is none to change. */
+  private change(p: Participant, c: WorkloadConversation, n: number): Promise<void> | undefined {
+    const messages = p.chat.local.timeline(c.id, { threadReplies: true }).filter((m) => m.deletedAt === null).slice(-10);
+    const own = messages.filter((m) => m.sender.id === p.user.id);
+    const signal = this.giveUp[c.mode].signal;
+    const roll = Math.random();
+    const pick = <T>(list: T[]) => list[Math.floor(Math.random() * list.length)];
+    if (roll < 0.5 && own.length > 0) {
+      const target = pick(own)!;
+      return roll < 0.05
+        ? this.options.recorder.change(p.name, p.user.id, p.chat, c.id, target.seq, { kind: 'delete' }, signal)
+        : this.options.recorder.change(p.name, p.user.id, p.chat, c.id, target.seq, { kind: 'edit', body: `${p.name} edit ${n}` }, signal);
+    }
+    const target = pick(messages);
+    if (!target) return undefined;
+    const reaction = pick(REACTIONS)!;
+    const mine = target.reactions.some((r) => r.reaction === reaction && r.reactedByViewer);
+    return this.options.recorder.change(p.name, p.user.id, p.chat, c.id, target.seq, { kind: mine ? 'unreact' : 'react', reaction }, signal);
   }
 
   /**
