@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { buildSchema } from 'graphql';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DISTRIBUTION } from '../src/db/distribution.js';
+import { CitusWriteRules } from './support/citus-write-rules.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { TestServer, uid, type Subscription, type TestUser } from './support/server.js';
 import { classify, type Classified } from './support/statement-shapes.js';
@@ -11,6 +13,10 @@ import { classify, type Classified } from './support/statement-shapes.js';
 // anything else fans out. This file records every statement the server sends
 // during a tour of the whole API and checks each one. Statements that fan out
 // on purpose are listed below, each with its reason; any other one fails.
+// Every write to a distributed table is also checked against Citus's rules for
+// modifications, on PostgreSQL's own parse tree of it
+// (test/support/citus-write-rules.ts): a statement Citus would refuse fails
+// here, on plain PostgreSQL, before it fails on a cluster.
 
 /** A statement shape that is not a single-shard router statement, on purpose or as a known issue. */
 interface Listed {
@@ -225,7 +231,7 @@ async function until<T>(sub: Subscription<T>, predicate: (sub: Subscription<T>) 
   await sub.until(predicate, PATIENCE_MS, what);
 }
 
-type Row = Classified & { count: number; listedAs?: string };
+type Row = Classified & { count: number; listedAs?: string; sample: string; writeChecked?: boolean };
 
 describe('statement routing on Citus', () => {
   let rows: Row[];
@@ -240,9 +246,24 @@ describe('statement routing on Citus', () => {
       const c = classify(sql, DISTRIBUTION, volatile);
       const seen = byShape.get(c.shape);
       if (seen) seen.count++;
-      else byShape.set(c.shape, { ...c, count: 1 });
+      else byShape.set(c.shape, { ...c, count: 1, sample: sql });
     }
     rows = [...byShape.values()];
+    // Citus's modification rules, on the parse tree of one statement per call site.
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const rules = new CitusWriteRules(client, DISTRIBUTION);
+      for (const row of rows) {
+        const check = await rules.check(row.sample);
+        if (!check) continue;
+        row.writeChecked = true;
+        row.plannerIssues.push(...check.refusals);
+        if (check.refusals.length > 0 && row.routing === 'router') row.routing = 'not-router';
+      }
+    } finally {
+      await client.end();
+    }
     for (const row of rows) {
       const list = row.plannerIssues.length > 0 ? KNOWN_NOT_ROUTER : row.routing === 'multi-shard' ? MULTI_SHARD_ON_PURPOSE : [];
       row.listedAs = list.find((entry) => matches(entry, row.shape))?.name;
@@ -274,6 +295,12 @@ describe('statement routing on Citus', () => {
     const used = new Set(rows.map((r) => r.listedAs));
     const stale = MULTI_SHARD_ON_PURPOSE.filter((entry) => !entry.sometimes && !used.has(entry.name)).map((entry) => entry.name);
     expect(stale, 'entries no statement of the tour needs (remove them, or extend the tour)').toEqual([]);
+  });
+
+  it("checks every write to a distributed table against Citus's rules for modifications", () => {
+    const writes = rows.filter((r) => /^\s*(INSERT|UPDATE|DELETE)\b/i.test(r.shape) && r.tables.length > 0);
+    expect(writes.length).toBeGreaterThan(0);
+    expect(writes.filter((r) => !r.writeChecked).map((r) => r.shape), 'writes the rules did not read').toEqual([]);
   });
 
   it('writes nothing the router planner refuses', () => {

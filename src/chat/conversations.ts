@@ -1,7 +1,7 @@
 import type { Viewer } from '../auth.js';
 import type { Database } from '../db/client.js';
 import { badInput } from '../errors.js';
-import { bumpInboxVersions, requireMember, toView } from './access.js';
+import { bumpInboxVersions, CONVERSATION_WITHOUT_KIND, requireMember, toView } from './access.js';
 import type { ChatEvents } from './events.js';
 import { directConversationId, newId } from './ids.js';
 import type { ConversationView, MemberRecord } from './records.js';
@@ -134,13 +134,14 @@ export function createConversationService(db: Database, users: UserService, even
       const row = await db.$transaction(async (tx) => {
         const conversation = await tx.conversation.create({
           data: { id, kind: 'GROUP', title: name, memberCount: everyone.length },
+          select: CONVERSATION_WITHOUT_KIND,
         });
         await tx.conversationMember.createMany({
           data: everyone.map((userId) => ({ conversationId: id, userId, role: userId === viewer.id ? 'OWNER' : 'MEMBER' })),
         });
         await tx.userConversation.createMany({ data: everyone.map((userId) => ({ conversationId: id, userId })) });
         await bumpInboxVersions(tx, everyone);
-        return conversation;
+        return { ...conversation, kind: 'GROUP' };
       });
       events.membersJoined(id, everyone, 0, everyone.length);
       return toView(row, { role: 'OWNER', lastReadSeq: 0 });

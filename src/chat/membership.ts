@@ -1,7 +1,7 @@
 import type { Viewer } from '../auth.js';
 import type { Database } from '../db/client.js';
 import { badInput, forbidden, notFound } from '../errors.js';
-import { bumpInboxVersions, requireMember, toView } from './access.js';
+import { bumpInboxVersions, CONVERSATION_WITHOUT_KIND, requireMember, toView } from './access.js';
 import { MAX_MEMBERS_PER_CALL } from './conversations.js';
 import type { ChatEvents } from './events.js';
 import type { ConversationView, DepartureReason } from './records.js';
@@ -43,12 +43,14 @@ export function createMembershipService(db: Database, users: UserService, events
       const targetRole = userId === viewer.id ? viewerRole : await memberRole(tx, conversationId, userId);
       if (!targetRole) throw notFound(`User ${userId} is not a member of this conversation`);
 
-      await tx.conversationMember.delete({ where: { conversationId_userId: { conversationId, userId } } });
+      // deleteMany / updateMany send no RETURNING, so no `"role"::text`, which Citus refuses (docs/citus.md).
+      await tx.conversationMember.deleteMany({ where: { conversationId, userId } });
       await tx.userConversation.deleteMany({ where: { userId, conversationId } });
       await bumpInboxVersions(tx, [userId]);
       const updated = await tx.conversation.update({
         where: { id: conversationId },
         data: { memberCount: { decrement: 1 }, activeAt: new Date() },
+        select: CONVERSATION_WITHOUT_KIND,
       });
       if (targetRole === 'OWNER') {
         // A group keeps an owner while it has members: the longest-standing member inherits.
@@ -57,13 +59,13 @@ export function createMembershipService(db: Database, users: UserService, events
           orderBy: [{ joinedAt: 'asc' }, { userId: 'asc' }],
         });
         if (heir) {
-          await tx.conversationMember.update({
-            where: { conversationId_userId: { conversationId, userId: heir.userId } },
+          await tx.conversationMember.updateMany({
+            where: { conversationId, userId: heir.userId },
             data: { role: 'OWNER' },
           });
         }
       }
-      return updated;
+      return { ...updated, kind: conversation.kind };
     });
     events.membersLeft(conversationId, [userId], reason, result.memberCount);
     return result;
@@ -97,11 +99,12 @@ export function createMembershipService(db: Database, users: UserService, events
         const updated = await tx.conversation.update({
           where: { id: conversationId },
           data: { memberCount: { increment: joinedIds.length }, ...(joinedIds.length > 0 && { activeAt: new Date() }) },
+          select: CONVERSATION_WITHOUT_KIND,
         });
         const member = await tx.conversationMember.findUniqueOrThrow({
           where: { conversationId_userId: { conversationId, userId: viewer.id } },
         });
-        return { row: updated, joined: joinedIds, lastSeq: conversation.lastSeq, viewerMember: member };
+        return { row: { ...updated, kind: conversation.kind }, joined: joinedIds, lastSeq: conversation.lastSeq, viewerMember: member };
       });
       if (joined.length > 0) events.membersJoined(conversationId, joined, lastSeq, row.memberCount);
       return toView(row, viewerMember);
