@@ -85,6 +85,9 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
       if (masked.extensions.code === 'INTERNAL_SERVER_ERROR') {
         const original = (error as { originalError?: unknown }).originalError ?? error;
         logger.error({ err: original, path: masked.path }, 'unexpected error');
+      } else if (masked.extensions.code === 'UNAVAILABLE') {
+        const original = (error as { originalError?: unknown }).originalError ?? error;
+        logger.warn({ err: original, path: masked.path }, 'database unavailable');
       }
       return masked;
     };

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseDatabaseUrl } from './db/connection.js';
 
 /** Everything the server reads from its environment, validated once at start. */
 export interface Config {
@@ -67,6 +68,18 @@ function url(env: NodeJS.ProcessEnv, name: string, protocols: string[]): string 
   return raw;
 }
 
+/** DATABASE_URL may name several hosts, as libpq allows (docs/architecture.md, "Failure handling"). */
+function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.DATABASE_URL;
+  if (raw === undefined || raw === '') return undefined;
+  try {
+    parseDatabaseUrl(raw);
+  } catch (error) {
+    throw new ConfigError(`DATABASE_URL is not a valid PostgreSQL URL: ${(error as Error).message}`);
+  }
+  return raw;
+}
+
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
 /** Reads and validates the environment; throws ConfigError with a message fit for a human. */
@@ -80,7 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('JWT_SECRET must be at least 32 characters');
   }
   return {
-    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseUrl: databaseUrl(env),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     jwtSecret,
     jwtJwksUrl: url(env, 'JWT_JWKS_URL', ['http:', 'https:']),

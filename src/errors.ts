@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import { isDatabaseUnavailable } from './db/errors.js';
 
 /**
  * The closed set of `extensions.code` values this API returns. Clients may
@@ -10,6 +11,8 @@ export const ErrorCode = {
   NOT_FOUND: 'NOT_FOUND',
   BAD_USER_INPUT: 'BAD_USER_INPUT',
   RATE_LIMITED: 'RATE_LIMITED',
+  /** The database cannot be reached or written now (restart, failover): retry after retryAfterMs. */
+  UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -29,6 +32,9 @@ export const badInput = (message: string, field?: string) =>
   new ChatError(ErrorCode.BAD_USER_INPUT, message, field ? { field } : {});
 export const rateLimited = (message: string, retryAfterMs: number) =>
   new ChatError(ErrorCode.RATE_LIMITED, message, { retryAfterMs });
+
+/** How long clients wait before retrying an UNAVAILABLE answer: about a failover's duration. */
+export const UNAVAILABLE_RETRY_MS = 1000;
 
 /**
  * Error masking shared by HTTP (Yoga's maskedErrors) and WebSocket delivery:
@@ -51,6 +57,15 @@ export function maskError(error: unknown): GraphQLError {
       }
       return error;
     }
+  }
+  const cause = error instanceof GraphQLError ? error.originalError : error;
+  if (isDatabaseUnavailable(cause)) {
+    // Not a bug: the database is restarting or failing over (docs/architecture.md, "Failure handling").
+    return new GraphQLError('The database is unavailable (restarting or failing over); try again. A send retried with the same clientMessageId is stored once.', {
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      path: error instanceof GraphQLError ? error.path : undefined,
+      extensions: { code: ErrorCode.UNAVAILABLE, retryAfterMs: UNAVAILABLE_RETRY_MS },
+    });
   }
   return new GraphQLError('Unexpected error.', {
     nodes: error instanceof GraphQLError ? error.nodes : undefined,

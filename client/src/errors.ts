@@ -1,5 +1,5 @@
 /**
- * Error codes a {@link ChatError} carries. The first six are the server's
+ * Error codes a {@link ChatError} carries. The first seven are the server's
  * closed set (`extensions.code` of its GraphQL errors, see the API README);
  * the last three are the SDK's own. Switch on these: they are a contract,
  * messages are not.
@@ -10,6 +10,8 @@ export const ErrorCode = {
   NOT_FOUND: 'NOT_FOUND',
   BAD_USER_INPUT: 'BAD_USER_INPUT',
   RATE_LIMITED: 'RATE_LIMITED',
+  /** The server's database is restarting or failing over: retried after retryAfterMs. */
+  UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
   /** The request never got an answer (offline, connection reset, server unreachable). */
   NETWORK_ERROR: 'NETWORK_ERROR',
@@ -26,6 +28,7 @@ const SERVER_CODES = new Set<string>([
   ErrorCode.NOT_FOUND,
   ErrorCode.BAD_USER_INPUT,
   ErrorCode.RATE_LIMITED,
+  ErrorCode.UNAVAILABLE,
   ErrorCode.INTERNAL_SERVER_ERROR,
 ]);
 
@@ -53,11 +56,12 @@ export function isChatError(error: unknown, ...codes: ErrorCode[]): error is Cha
 
 /**
  * Failures worth repeating unchanged: the request may not have reached the
- * server, the server asked us to slow down, or it failed unexpectedly (a send
+ * server, the server asked us to slow down or to come back after a database
+ * failover, or it failed unexpectedly (a send
  * is idempotent, so repeating it cannot store a second copy).
  */
 export function isTransient(error: unknown): boolean {
-  return isChatError(error, ErrorCode.NETWORK_ERROR, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_SERVER_ERROR);
+  return isChatError(error, ErrorCode.NETWORK_ERROR, ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL_SERVER_ERROR);
 }
 
 /** Access to the conversation is gone: stop following it. */
