@@ -13,6 +13,7 @@ import { createMetrics } from './metrics.js';
 import type { Broker } from './realtime/broker/broker.js';
 import { createMemoryBroker } from './realtime/broker/memory-broker.js';
 import { createRedisBroker } from './realtime/broker/redis-broker.js';
+import { resolveRedis } from './realtime/broker/redis-connection.js';
 import { channels, createPublisher, FanoutPolicy } from './realtime/fanout.js';
 import { createRealtime, type Realtime } from './realtime/index.js';
 import { Operations } from './realtime/transport/operations.js';
@@ -75,7 +76,9 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     cleanup.unshift(() => storage.close());
     poolStats = storage.poolStats;
 
-    const broker: Broker = config.redisUrl ? await createRedisBroker(config.redisUrl, `chat:${config.instanceId}`) : createMemoryBroker();
+    // One Redis, or a Redis Cluster (sharded pub/sub): docs/architecture.md, "Redis Cluster".
+    const redis = await resolveRedis(config.redisUrl, config.redisClusterNodes);
+    const broker: Broker = redis ? await createRedisBroker(redis, `chat:${config.instanceId}`) : createMemoryBroker();
     cleanup.unshift(() => broker.close());
 
     /** Error masking for every transport: count by code, log the unexpected. */
@@ -100,6 +103,7 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     services = createServices(storage.db, events, config);
     const realtime = await createRealtime({
       broker,
+      redis,
       policy,
       services,
       schema,

@@ -5,8 +5,10 @@ import { parseDatabaseUrl } from './db/connection.js';
 export interface Config {
   /** PostgreSQL (or Citus coordinator) URL; unset means "start an embedded PostgreSQL". */
   databaseUrl: string | undefined;
-  /** Redis URL; unset means the in-process bus and presence (one instance only). */
+  /** Redis URL (any node of a Redis Cluster will do); unset means the in-process bus and presence (one instance only). */
   redisUrl: string | undefined;
+  /** Seed nodes of a Redis Cluster (host:port), from REDIS_CLUSTER_NODES; empty for none. */
+  redisClusterNodes: string[];
   jwtSecret: string | undefined;
   jwtJwksUrl: string | undefined;
   jwtIssuer: string | undefined;
@@ -80,6 +82,23 @@ function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
   return raw;
 }
 
+/** REDIS_CLUSTER_NODES: comma-separated host:port (or redis:// URLs) of Redis Cluster nodes. */
+function clusterNodes(env: NodeJS.ProcessEnv): string[] {
+  const raw = env.REDIS_CLUSTER_NODES;
+  if (raw === undefined || raw.trim() === '') return [];
+  const nodes = raw.split(',').map((entry) => entry.trim()).filter(Boolean);
+  for (const entry of nodes) {
+    const hostPort = entry.includes('://') ? entry : `redis://${entry}`;
+    try {
+      const parsed = new URL(hostPort);
+      if (!parsed.hostname || !parsed.port) throw new Error('no port');
+    } catch {
+      throw new ConfigError(`REDIS_CLUSTER_NODES must list host:port entries, got "${entry}"`);
+    }
+  }
+  return nodes;
+}
+
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
 /** Reads and validates the environment; throws ConfigError with a message fit for a human. */
@@ -95,6 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     databaseUrl: databaseUrl(env),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    redisClusterNodes: clusterNodes(env),
     jwtSecret,
     jwtJwksUrl: url(env, 'JWT_JWKS_URL', ['http:', 'https:']),
     jwtIssuer: env.JWT_ISSUER || undefined,

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { createSharedContext } from '../context.js';
 import type { Services } from '../services.js';
 import { ignoreObserver, type Broker, type RealtimeObserver } from './broker/broker.js';
+import type { RedisEndpoint } from './broker/redis-connection.js';
 import type { FanoutPolicy } from './fanout.js';
 import { Hub } from './hub.js';
 import { createLocalPresence, type Presence, type PresenceChange } from './presence/presence.js';
@@ -29,6 +30,8 @@ export interface Realtime {
 
 export interface RealtimeOptions {
   broker: Broker;
+  /** Where presence is kept across instances; undefined: in this process only. */
+  redis: RedisEndpoint | undefined;
   policy: FanoutPolicy;
   services: Services;
   schema: GraphQLSchema;
@@ -44,8 +47,8 @@ export interface RealtimeOptions {
 export async function createRealtime(options: RealtimeOptions): Promise<Realtime> {
   const { services, config, onError, broker } = options;
   const observer = options.observer ?? ignoreObserver;
-  const presence = config.redisUrl
-    ? await createRedisPresence(config.redisUrl, `chat:${config.instanceId}`, {
+  const presence = options.redis
+    ? await createRedisPresence(options.redis, `chat:${config.instanceId}`, {
         ttlMs: config.presenceTtlMs,
         onChange: options.onPresenceChange,
         onError,
