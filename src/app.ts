@@ -100,7 +100,7 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     let services!: Services;
     const policy = new FanoutPolicy(config.fanoutDirectMax);
     const events = createPublisher({ broker, policy, memberIds: (id) => services.streams.memberIds(id), onError, observer: metrics });
-    services = createServices(storage.db, events, config);
+    services = createServices(storage.db, events, config, onError);
     const realtime = await createRealtime({
       broker,
       redis,

@@ -99,6 +99,30 @@ describe('the Citus migration', () => {
   });
 });
 
+describe('migrations after the distribution', () => {
+  it('change distributed tables only through EXECUTE, so that Citus sends each worker one statement', async () => {
+    // Citus propagates most DDL on a distributed table (SET DEFAULT, CREATE
+    // INDEX, …) as the text it received; a migration file arrives as one
+    // multi-statement query, which the workers refuse ("cannot insert multiple
+    // commands into a prepared statement"). Inside DO … EXECUTE the text is one
+    // statement (docs/citus.md, "Writing migrations"). A lone ADD COLUMN is
+    // rebuilt by Citus from its parse tree, and works either way (checked on a
+    // real cluster: 20261202000000_inbox_version).
+    const names = (await readdir(MIGRATIONS_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    const tables = DISTRIBUTION.map((d) => d.table).join('|');
+    const offending: string[] = [];
+    for (const name of names.filter((n) => n > MIGRATION)) {
+      const sql = (await readFile(path.join(MIGRATIONS_DIR, name, 'migration.sql'), 'utf8'))
+        .replace(/--.*$/gm, '')
+        .replace(/\$(\w*)\$[\s\S]*?\$\1\$/g, '');
+      const found = sql.match(new RegExp(`\\b(?:ALTER\\s+TABLE|CREATE\\s+(?:UNIQUE\\s+)?INDEX[^;]*?\\bON)\\s+(?:ONLY\\s+)?(?:"?public"?\\.)?"?(?:${tables})"?\\s[^;]*`, 'gi')) ?? [];
+      const deparsed = /^ALTER\s+TABLE\s+\S+\s+ADD\s+COLUMN\b[^,]*$/i;
+      offending.push(...found.filter((statement) => !deparsed.test(statement.trim())).map((statement) => `${name}: ${statement.replace(/\s+/g, ' ')}`));
+    }
+    expect(offending).toEqual([]);
+  });
+});
+
 describe('the distribution', () => {
   it('is what the migration distributes: same tables, columns and co-location, in the same order', () => {
     expect(distributedByMigration(migrationSql)).toEqual(DISTRIBUTION);

@@ -38,9 +38,9 @@ const IN_LIST = '"id" IN ($…)';
  */
 const MULTI_SHARD_ON_PURPOSE: Listed[] = [
   {
-    name: 'inbox page',
-    fragments: ['FROM "public"."conversations" WHERE', `"public"."conversations".${IN_LIST}`, 'ORDER BY "public"."conversations"."active_at" DESC'],
-    why: 'conversations(first, after): the ids come from the inbox index (user_conversations, one user shard); this reads them by primary key, newest first, and Citus merges each shard\'s top rows (the list is the whole inbox, not one page: docs/citus.md)',
+    name: "inbox page's conversations",
+    fragments: ['"public"."conversations"."active_at" FROM "public"."conversations" WHERE "public"."conversations"."id" IN ($…) OFFSET $'],
+    why: 'conversations(first, after): the page is chosen on the viewer\'s shard of the inbox index (one router statement, ordered by its own active_at); this reads that page\'s conversations by primary key, at most one per conversation of the page (docs/citus.md, "The conversation list")',
   },
   {
     name: "viewer's memberships on an inbox page",
@@ -98,6 +98,16 @@ const MULTI_SHARD_ON_PURPOSE: Listed[] = [
     name: "members' inbox versions",
     fragments: ['UPDATE "public"."users" SET "inbox_version" = ("public"."users"."inbox_version" + $) WHERE "public"."users".' + IN_LIST],
     why: "a membership change bumps the inbox version of each user it concerns (the members of a new group, those added, the one who left), on each user's shard, in the same transaction",
+  },
+  {
+    name: 'inbox order after a send',
+    fragments: ['UPDATE "public"."user_conversations" SET "active_at" = $ WHERE', '"public"."user_conversations"."user_id" IN ($…)'],
+    why: "a send moves a small conversation up in each member's list: one row per member, on that member's user shard (src/chat/inbox-order.ts; concurrent sends of one conversation merge into one statement)",
+  },
+  {
+    name: "inbox order of a large conversation",
+    fragments: ['UPDATE "public"."user_conversations" SET "active_at" = $ WHERE ("public"."user_conversations"."conversation_id" = $ AND "public"."user_conversations"."active_at" < $)'],
+    why: "a large conversation moves up in every member's list in the background, at most once per 10 s per instance: every user shard, through the index on conversation_id (the sender's own row moves at once, by primary key)",
   },
   {
     name: "members' inbox index rows",
@@ -289,6 +299,12 @@ describe('statement routing on Citus', () => {
   it('sends every statement on a distributed table to one shard, except the fan-outs listed on purpose', () => {
     const unexpected = rows.filter((r) => r.routing === 'multi-shard' && !r.listedAs);
     expect(unexpected.map((r) => `${r.reasons.join('; ')}\n  ${r.shape}`), 'multi-shard statements not on MULTI_SHARD_ON_PURPOSE').toEqual([]);
+  });
+
+  it("chooses a page of conversations on the viewer's shard of the inbox index, in one statement", () => {
+    const choosing = rows.filter((r) => /FROM "public"\."user_conversations" WHERE .*ORDER BY "public"\."user_conversations"\."active_at" DESC/.test(r.shape));
+    expect(choosing.length, 'the statements choosing a page (first, and after a cursor)').toBeGreaterThanOrEqual(2);
+    expect(choosing.map((r) => r.routing)).toEqual(choosing.map(() => 'router'));
   });
 
   it('has no stale entry on the list of fan-outs', () => {

@@ -5,6 +5,7 @@ import { badInput, forbidden, notFound } from '../errors.js';
 import { requireMember } from './access.js';
 import type { ChatEvents } from './events.js';
 import { newId } from './ids.js';
+import { createInboxOrder, type InboxOrder } from './inbox-order.js';
 import { createRateLimiter } from './rate-limit.js';
 import type { MessageRecord } from './records.js';
 import type { UserService } from './users.js';
@@ -49,7 +50,7 @@ function isUniqueViolation(error: unknown): boolean {
 
 export type MessageService = ReturnType<typeof createMessageService>;
 
-export function createMessageService(db: Database, users: UserService, events: ChatEvents, config: Config) {
+export function createMessageService(db: Database, users: UserService, events: ChatEvents, config: Config, inbox: InboxOrder = createInboxOrder(db)) {
   const sendLimit = createRateLimiter('messages', config.sendRatePerSecond, config.sendBurst);
 
   async function withSenders(rows: MessageRow[]): Promise<MessageRecord[]> {
@@ -127,6 +128,8 @@ export function createMessageService(db: Database, users: UserService, events: C
       // Announced, not awaited: the sender never waits for fan-out, and a lost
       // announcement is repaired by the position check (docs/architecture.md).
       events.messageSent(message, { memberCount: row.members, memberIds: row.member_ids });
+      // Up in the members' lists, on their own shards (docs/citus.md, "The conversation list"); never throws.
+      await inbox.moved(conversationId, row.sent_at, viewer.id, row.member_ids);
       return message;
     },
 

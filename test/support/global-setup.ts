@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.js';
 import { findNginx } from '../../ops/nginx.js';
-import { readCitusCluster, type CitusCluster } from './database.js';
+import { readCitusCluster, type CitusCluster } from './citus-database.js';
 import { redisAvailable } from './redis.js';
 
 declare module 'vitest' {
