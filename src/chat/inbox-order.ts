@@ -4,124 +4,106 @@ import type { Database } from '../db/client.js';
  * Keeps each member's copy of a conversation's activity in the inbox index
  * (user_conversations.active_at, distributed by user), which orders their
  * `conversations` list on their own shard (docs/citus.md, "The conversation
- * list"). A send moves the conversation up after it commits, for:
+ * list"). After a send commits:
  *
- * - a small conversation (its member list came back with the send): every
- *   member's row, one statement, awaited by the send, so the sender's next
- *   list read sees it;
- * - a large one: the sender's row at once, everyone's in the background, at
- *   most once per LARGE_INTERVAL_MS per conversation per instance (a 10,000
- *   member group rewrites 10,000 rows each time).
+ * - the sender's row moves at once (one single-shard statement, awaited), so
+ *   the sender's next list read shows it;
+ * - the other members' rows move in the background, at most once per
+ *   OTHERS_INTERVAL_MS per conversation per instance for a conversation whose
+ *   member list came back with the send, and once per LARGE_INTERVAL_MS for a
+ *   large one (every row of the conversation: a 10,000-member group rewrites
+ *   10,000 rows each time). Sends in between are merged into the next move,
+ *   with the latest time.
  *
- * Concurrent moves of one conversation are merged: while one runs, later ones
- * wait and go as one statement with the latest time. Rows only move forward
- * (`active_at < at`). A failure is reported, never thrown: the message is
- * stored and delivered whatever its place in a list; it moves at the next send.
+ * Measured (docs/citus.md, "A hot conversation"): moving every member's row
+ * on each send, awaited, cut direct-conversation sends on Citus to a third
+ * (a statement across two user shards per send); this keeps one
+ * single-shard statement on the send's path.
+ *
+ * Rows only move forward (`active_at < at`). A failure is reported, never
+ * thrown: the message is stored and delivered whatever its place in a list,
+ * and the conversation moves at its next send.
  */
 export interface InboxOrder {
   /** A message was stored at `at`; `memberIds` is the member list when the conversation is small, else null. */
   moved(conversationId: string, at: Date, senderId: string, memberIds: readonly string[] | null): Promise<void>;
 }
 
+/** How often a small conversation moves its other members' rows at most. */
+export const OTHERS_INTERVAL_MS = 1000;
 /** How often a large conversation rewrites every member's row at most. */
 export const LARGE_INTERVAL_MS = 10_000;
 
-interface Batch {
+interface Later {
   at: Date;
-  /** Null: every member (a large conversation). */
+  /** Null: every member's row. */
   members: Set<string> | null;
-  done: Promise<void>;
-  start: () => void;
+  interval: number;
+  lastRun: number;
+  running: boolean;
+  timer: NodeJS.Timeout | null;
+  dirty: boolean;
 }
 
 export function createInboxOrder(db: Database, onError: (error: unknown, what: string) => void = () => {}): InboxOrder {
-  const running = new Map<string, { next: Batch | null }>();
-  const largeLast = new Map<string, number>();
-  const largeTimers = new Map<string, { at: Date; timer: NodeJS.Timeout }>();
+  const later = new Map<string, Later>();
 
-  async function write(conversationId: string, at: Date, members: Set<string> | null): Promise<void> {
-    // One member (a large conversation's sender) by equality: a single-shard statement.
+  async function write(conversationId: string, at: Date, members: ReadonlySet<string> | null): Promise<void> {
+    // One member by equality: a single-shard statement. Several: one row on each member's shard.
     const userId = members === null ? undefined : members.size === 1 ? [...members][0]! : { in: [...members] };
     await db.userConversation.updateMany({ where: { conversationId, activeAt: { lt: at }, ...(userId !== undefined && { userId }) }, data: { activeAt: at } });
   }
 
-  /**
-   * Runs a move now, or merges it into the one that follows the move in
-   * progress. Moves of every member (large conversations) queue apart, so a
-   * sender never waits behind one.
-   */
-  function enqueue(conversationId: string, at: Date, members: Set<string> | null): Promise<void> {
-    const key = members ? conversationId : `${conversationId} *`;
-    const slot = running.get(key);
-    if (slot) {
-      const next = slot.next;
-      if (next) {
-        if (at > next.at) next.at = at;
-        if (next.members && members) for (const m of members) next.members.add(m);
-        else next.members = null;
-        return next.done;
-      }
-      let start!: () => void;
-      const done = new Promise<void>((resolve) => (start = resolve)).then(() => run(key, conversationId, batch));
-      const batch: Batch = { at, members: members && new Set(members), done, start };
-      slot.next = batch;
-      return done;
+  function schedule(conversationId: string, at: Date, members: Set<string> | null, interval: number): void {
+    let entry = later.get(conversationId);
+    if (!entry) {
+      entry = { at, members, interval, lastRun: 0, running: false, timer: null, dirty: true };
+      later.set(conversationId, entry);
+    } else {
+      if (at > entry.at) entry.at = at;
+      if (entry.dirty && entry.members && members) for (const m of members) entry.members.add(m);
+      else if (entry.dirty) entry.members = null;
+      else entry.members = members;
+      entry.interval = Math.max(entry.interval, interval);
+      entry.dirty = true;
     }
-    running.set(key, { next: null });
-    return run(key, conversationId, { at, members, done: Promise.resolve(), start: () => {} });
+    arm(conversationId, entry);
   }
 
-  async function run(key: string, conversationId: string, batch: Batch): Promise<void> {
+  function arm(conversationId: string, entry: Later): void {
+    if (entry.running || entry.timer) return;
+    const wait = Math.max(0, entry.lastRun + entry.interval - Date.now());
+    entry.timer = setTimeout(() => void flush(conversationId, entry), wait);
+    entry.timer.unref();
+  }
+
+  async function flush(conversationId: string, entry: Later): Promise<void> {
+    entry.timer = null;
+    if (!entry.dirty) {
+      // Idle for a whole interval: forget the conversation.
+      if (later.get(conversationId) === entry) later.delete(conversationId);
+      return;
+    }
+    const { at, members } = entry;
+    entry.dirty = false;
+    entry.running = true;
+    entry.lastRun = Date.now();
     try {
-      await write(conversationId, batch.at, batch.members);
+      await write(conversationId, at, members);
     } catch (error) {
       onError(error, 'inbox order');
     } finally {
-      const slot = running.get(key);
-      const next = slot?.next;
-      if (slot && next) {
-        slot.next = null;
-        next.start();
-      } else {
-        running.delete(key);
-      }
+      entry.running = false;
+      // Again after the interval: to move what arrived meanwhile, or to forget the conversation.
+      arm(conversationId, entry);
     }
-  }
-
-  function moveLarge(conversationId: string, at: Date): void {
-    const scheduled = largeTimers.get(conversationId);
-    if (scheduled) {
-      if (at > scheduled.at) scheduled.at = at;
-      return;
-    }
-    const wait = (largeLast.get(conversationId) ?? 0) + LARGE_INTERVAL_MS - Date.now();
-    if (wait <= 0) {
-      largeLast.set(conversationId, Date.now());
-      void enqueue(conversationId, at, null);
-      return;
-    }
-    const entry = {
-      at,
-      timer: setTimeout(() => {
-        largeTimers.delete(conversationId);
-        largeLast.set(conversationId, Date.now());
-        void enqueue(conversationId, entry.at, null);
-      }, wait),
-    };
-    entry.timer.unref();
-    largeTimers.set(conversationId, entry);
-    // Forget conversations that went quiet (the map would otherwise grow with every large conversation ever used).
-    if (largeLast.size > 10_000) for (const [id, last] of largeLast) if (Date.now() - last > LARGE_INTERVAL_MS) largeLast.delete(id);
   }
 
   return {
     async moved(conversationId, at, senderId, memberIds) {
-      if (memberIds) {
-        await enqueue(conversationId, at, new Set(memberIds));
-        return;
-      }
-      moveLarge(conversationId, at);
-      await enqueue(conversationId, at, new Set([senderId]));
+      const others = memberIds ? new Set(memberIds.filter((id) => id !== senderId)) : null;
+      if (!others || others.size > 0) schedule(conversationId, at, others, others ? OTHERS_INTERVAL_MS : LARGE_INTERVAL_MS);
+      await write(conversationId, at, new Set([senderId])).catch((error) => onError(error, 'inbox order'));
     },
   };
 }

@@ -5,6 +5,7 @@ import { badInput, forbidden, notFound } from '../errors.js';
 import { requireMember } from './access.js';
 import type { ChatEvents } from './events.js';
 import { newId } from './ids.js';
+import { createConversationGate } from './conversation-gate.js';
 import { createInboxOrder, type InboxOrder } from './inbox-order.js';
 import { createRateLimiter } from './rate-limit.js';
 import type { MessageRecord } from './records.js';
@@ -52,6 +53,7 @@ export type MessageService = ReturnType<typeof createMessageService>;
 
 export function createMessageService(db: Database, users: UserService, events: ChatEvents, config: Config, inbox: InboxOrder = createInboxOrder(db)) {
   const sendLimit = createRateLimiter('messages', config.sendRatePerSecond, config.sendBurst);
+  const oneConversationAtATime = createConversationGate();
 
   async function withSenders(rows: MessageRow[]): Promise<MessageRecord[]> {
     const senders = await users.getMany(rows.map((row) => row.senderId));
@@ -100,10 +102,14 @@ export function createMessageService(db: Database, users: UserService, events: C
       let rows: { sent_seq: number; sent_at: Date; members: number; member_ids: string[] | null }[];
       try {
         // One call, one round trip (migration 20261201000100_send_message_function).
-        rows = await db.$queryRaw`
+        // Queued here, not on the row lock, past two in flight (a hot conversation must not fill the pool).
+        rows = await oneConversationAtATime(
+          conversationId,
+          () => db.$queryRaw`
           SELECT sent_seq, sent_at, members, member_ids
             FROM chat_send_message(${conversationId}::uuid, ${viewer.id}, ${messageId}::uuid, ${text}, ${cmid},
-                                   ${new Date()}::timestamptz, ${events.memberListMax}::integer)`;
+                                   ${new Date()}::timestamptz, ${events.memberListMax}::integer)`,
+        );
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
         const existing = await stored(conversationId, viewer.id, cmid);
