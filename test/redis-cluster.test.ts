@@ -132,6 +132,27 @@ describe.skipIf(!bin)('instances over a Redis Cluster', () => {
     }
   });
 
+  it("follows a subscriber's channel when its slot moves to another master", async () => {
+    const sender = await on(a, 'mover');
+    const receiver = await on(b, 'moved');
+    const dm = (await sender.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: receiver.id })).startDirectConversation.id;
+    const sub = receiver.subscribe(MESSAGE_ADDED, { c: dm });
+    await b.listening(receiver.id);
+    await sender.ok(SEND, { c: dm, b: 'before the move', m: 'mv-1' });
+    await sub.until((s) => s.results.length >= 1, PATIENCE_MS, 'the first message');
+
+    const channel = channels.user(receiver.id);
+    const slot = keySlot(channel);
+    const from = await cluster.masterOf(slot);
+    const to = (await cluster.masters()).find((m) => m.port !== from.port)!;
+    await cluster.moveSlot(slot, to);
+    // B's broker notices (Redis unsubscribes it, or the slot map changed) and subscribes on the new master.
+    await waitUntil(async () => (await shardSubscribers(channel)) === 1, 'the channel on its new master');
+    for (let i = 2; i <= 4; i++) await sender.ok(SEND, { c: dm, b: `after the move ${i}`, m: `mv-${i}` });
+    await sub.until((s) => s.results.length >= 4, PATIENCE_MS, 'the messages after the move');
+    expect(sub.data.map((d) => d.messageAdded.seq)).toEqual([1, 2, 3, 4]);
+  });
+
   it('loses nothing acknowledged when the master of a subscriber\'s channel is killed during traffic, and subscribes again on the promoted replica', async () => {
     // Receivers on B, senders on A, one direct conversation each: their user channels spread over the masters.
     const pairs: { sender: TestUser; receiver: TestUser; c: string; sub: Subscription; acked: number[]; ackedAt: number[] }[] = [];

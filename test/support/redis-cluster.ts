@@ -33,6 +33,10 @@ export interface RedisClusterHandle {
   readonly seeds: string[];
   /** The master that serves `slot` now. */
   masterOf(slot: number): Promise<ClusterNode>;
+  /** Moves one slot (and its keys) to another master, as `redis-cli --cluster reshard` does. */
+  moveSlot(slot: number, to: ClusterNode): Promise<void>;
+  /** The masters that serve slots now. */
+  masters(): Promise<ClusterNode[]>;
   /** SIGKILLs a node's process (no goodbye, no save). */
   kill(port: number): void;
   /** Resolves once every slot is served by a master that answers, and the surviving nodes agree (cluster_state:ok). */
@@ -102,6 +106,44 @@ export async function startRedisCluster(bin: string): Promise<RedisClusterHandle
         }
         throw new Error(`no node knows who serves slot ${slot}`);
       },
+      async masters() {
+        const ranges = await slotsFrom([...processes.keys()]);
+        const seen = new Map<number, ClusterNode>();
+        for (const [, , [, port, id]] of ranges) seen.set(Number(port), { port: Number(port), id });
+        return [...seen.values()];
+      },
+      async moveSlot(slot, to) {
+        const from = await handle.masterOf(slot);
+        const connect = async (port: number) => {
+          const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+          client.on('error', () => {});
+          return client;
+        };
+        const source = await connect(from.port);
+        const target = await connect(to.port);
+        try {
+          await target.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', from.id);
+          await source.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id);
+          for (;;) {
+            const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', slot, 100)) as string[];
+            if (keys.length === 0) break;
+            await source.call('MIGRATE', '127.0.0.1', to.port, '', 0, 5000, 'KEYS', ...keys);
+          }
+          for (const port of processes.keys()) {
+            const node = await connect(port);
+            try {
+              await node.call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
+            } catch {
+              // replicas refuse SETSLOT; they learn it from their masters
+            } finally {
+              node.disconnect();
+            }
+          }
+        } finally {
+          source.disconnect();
+          target.disconnect();
+        }
+      },
       kill(port) {
         processes.get(port)?.kill('SIGKILL');
         processes.delete(port);
@@ -122,6 +164,22 @@ export async function startRedisCluster(bin: string): Promise<RedisClusterHandle
     await close();
     throw error;
   }
+}
+
+async function slotsFrom(ports: number[]): Promise<[number, number, [string, number, string]][]> {
+  for (const port of ports) {
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      return (await client.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][];
+    } catch {
+      // try the next node
+    } finally {
+      client.disconnect();
+    }
+  }
+  throw new Error('no node answers CLUSTER SLOTS');
 }
 
 async function waitForPing(port: number): Promise<void> {

@@ -106,6 +106,9 @@ export async function createRedisClusterBroker(endpoint: Extract<RedisEndpoint, 
     // the SUNSUBSCRIBE Redis sends when a slot leaves this node) means its subscriptions are in doubt.
     link.redis.on('error', lose);
     link.redis.on('close', lose);
+    // ioredis answers an SSUBSCRIBE refused with MOVED (the slot left this node) by this event, and
+    // never settles that command: treat it as the loss it is, so the repair places the channel anew.
+    link.redis.on('moved', lose);
     link.redis.on('smessage', (channel: string, raw: string) => {
       // Only the link a channel is placed on delivers it: a stale link could repeat what the new one brings.
       if (placed.get(channel)?.link !== link) return;
