@@ -13,6 +13,7 @@ import { createMetrics } from './metrics.js';
 import type { Broker } from './realtime/broker/broker.js';
 import { createMemoryBroker } from './realtime/broker/memory-broker.js';
 import { createRedisBroker } from './realtime/broker/redis-broker.js';
+import { resolveRedis } from './realtime/broker/redis-connection.js';
 import { channels, createPublisher, FanoutPolicy } from './realtime/fanout.js';
 import { createRealtime, type Realtime } from './realtime/index.js';
 import { Operations } from './realtime/transport/operations.js';
@@ -79,7 +80,9 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     cleanup.unshift(() => storage.close());
     poolStats = storage.poolStats;
 
-    const broker: Broker = config.redisUrl ? await createRedisBroker(config.redisUrl, `chat:${config.instanceId}`) : createMemoryBroker();
+    // One Redis, or a Redis Cluster (sharded pub/sub): docs/architecture.md, "Redis Cluster".
+    const redis = await resolveRedis(config.redisUrl, config.redisClusterNodes);
+    const broker: Broker = redis ? await createRedisBroker(redis, `chat:${config.instanceId}`) : createMemoryBroker();
     cleanup.unshift(() => broker.close());
 
     /** Error masking for every transport: count by code, log the unexpected. */
@@ -89,6 +92,9 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
       if (masked.extensions.code === 'INTERNAL_SERVER_ERROR') {
         const original = (error as { originalError?: unknown }).originalError ?? error;
         logger.error({ err: original, path: masked.path }, 'unexpected error');
+      } else if (masked.extensions.code === 'SERVICE_UNAVAILABLE') {
+        const original = (error as { originalError?: unknown }).originalError ?? error;
+        logger.warn({ err: original, path: masked.path }, 'database unavailable');
       }
       return masked;
     };
@@ -114,9 +120,10 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
       onError,
     );
     cleanup.unshift(() => abuse.close());
-    services = createServices(storage.db, events, config, abuse);
+    services = createServices(storage.db, events, config, { limits: abuse, onError });
     const realtime = await createRealtime({
       broker,
+      redis,
       policy,
       services,
       schema,

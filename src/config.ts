@@ -1,11 +1,14 @@
 import path from 'node:path';
+import { parseDatabaseUrl } from './db/connection.js';
 
 /** Everything the server reads from its environment, validated once at start. */
 export interface Config {
   /** PostgreSQL (or Citus coordinator) URL; unset means "start an embedded PostgreSQL". */
   databaseUrl: string | undefined;
-  /** Redis URL; unset means the in-process bus and presence (one instance only). */
+  /** Redis URL (any node of a Redis Cluster will do); unset means the in-process bus and presence (one instance only). */
   redisUrl: string | undefined;
+  /** Seed nodes of a Redis Cluster (host:port), from REDIS_CLUSTER_NODES; empty for none. */
+  redisClusterNodes: string[];
   jwtSecret: string | undefined;
   jwtJwksUrl: string | undefined;
   jwtIssuer: string | undefined;
@@ -85,6 +88,35 @@ function flag(env: NodeJS.ProcessEnv, name: string): boolean {
   throw new ConfigError(`${name} must be true or false, got "${raw}"`);
 }
 
+/** DATABASE_URL may name several hosts, as libpq allows (docs/architecture.md, "Failure handling"). */
+function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.DATABASE_URL;
+  if (raw === undefined || raw === '') return undefined;
+  try {
+    parseDatabaseUrl(raw);
+  } catch (error) {
+    throw new ConfigError(`DATABASE_URL is not a valid PostgreSQL URL: ${(error as Error).message}`);
+  }
+  return raw;
+}
+
+/** REDIS_CLUSTER_NODES: comma-separated host:port (or redis:// URLs) of Redis Cluster nodes. */
+function clusterNodes(env: NodeJS.ProcessEnv): string[] {
+  const raw = env.REDIS_CLUSTER_NODES;
+  if (raw === undefined || raw.trim() === '') return [];
+  const nodes = raw.split(',').map((entry) => entry.trim()).filter(Boolean);
+  for (const entry of nodes) {
+    const hostPort = entry.includes('://') ? entry : `redis://${entry}`;
+    try {
+      const parsed = new URL(hostPort);
+      if (!parsed.hostname || !parsed.port) throw new Error('no port');
+    } catch {
+      throw new ConfigError(`REDIS_CLUSTER_NODES must list host:port entries, got "${entry}"`);
+    }
+  }
+  return nodes;
+}
+
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
 /** Reads and validates the environment; throws ConfigError with a message fit for a human. */
@@ -98,8 +130,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('JWT_SECRET must be at least 32 characters');
   }
   return {
-    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseUrl: databaseUrl(env),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    redisClusterNodes: clusterNodes(env),
     jwtSecret,
     jwtJwksUrl: url(env, 'JWT_JWKS_URL', ['http:', 'https:']),
     jwtIssuer: env.JWT_ISSUER || undefined,

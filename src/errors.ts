@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import { isDatabaseUnavailable } from './db/errors.js';
 
 /**
  * The closed set of `extensions.code` values this API returns, on every
@@ -35,7 +36,12 @@ export const ErrorCode = {
   PERSISTED_DOCUMENT_NOT_FOUND: 'PERSISTED_DOCUMENT_NOT_FOUND',
   /** This server runs trusted documents only (TRUSTED_DOCUMENTS_ONLY) and the request sent other text. */
   PERSISTED_DOCUMENT_REQUIRED: 'PERSISTED_DOCUMENT_REQUIRED',
-  /** The instance is shutting down: try again (through the load balancer, another instance answers). */
+  /**
+   * Not now: the instance is shutting down (another answers through the load
+   * balancer), or the database cannot be reached or written (a restart, a
+   * failover). Try again after `retryAfterMs` when given; a send retried with
+   * the same clientMessageId is stored once.
+   */
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
@@ -64,6 +70,9 @@ export const badInput = (message: string, field?: string) =>
 export const rateLimited = (message: string, retryAfterMs: number) =>
   new ChatError(ErrorCode.RATE_LIMITED, message, { retryAfterMs });
 export const badRequest = (message: string) => new ChatError(ErrorCode.BAD_REQUEST, message);
+
+/** How long clients wait before retrying a SERVICE_UNAVAILABLE answer from a database outage: about a failover's duration. */
+export const UNAVAILABLE_RETRY_MS = 1000;
 
 /**
  * Error masking shared by every transport (Yoga's maskedErrors, SSE,
@@ -111,6 +120,15 @@ export function maskError(error: unknown): GraphQLError {
         });
       }
     }
+  }
+  const cause = error instanceof GraphQLError ? error.originalError : error;
+  if (isDatabaseUnavailable(cause)) {
+    // Not a bug: the database is restarting or failing over (docs/architecture.md, "Failure handling").
+    return new GraphQLError('The database is unavailable (restarting or failing over); try again. A send retried with the same clientMessageId is stored once.', {
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      path: error instanceof GraphQLError ? error.path : undefined,
+      extensions: { code: ErrorCode.SERVICE_UNAVAILABLE, retryAfterMs: UNAVAILABLE_RETRY_MS },
+    });
   }
   // Anything else, including graphql-js's errors while executing ("Cannot
   // return null for non-nullable field"): a bug of ours, not the client's.

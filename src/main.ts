@@ -17,7 +17,7 @@ async function main() {
   const logger = createLogger(config.logLevel, { instance: config.instanceId });
   const app = await buildApp(config, logger);
   const { url } = await app.start();
-  logger.info({ url, embeddedDatabase: !config.databaseUrl, redis: Boolean(config.redisUrl) }, 'chat API listening');
+  logger.info({ url, embeddedDatabase: !config.databaseUrl, redis: Boolean(config.redisUrl || config.redisClusterNodes.length > 0) }, 'chat API listening');
   if (process.stdout.isTTY || !config.databaseUrl) {
     console.log(`\n  GraphiQL:   ${url}\n  WebSocket:  ${url.replace(/^http/, 'ws')} (graphql-transport-ws)\n` +
       `  A token:    npm run token -- alice "Alice"   (then add the header  Authorization: Bearer <token>)\n`);

@@ -1,6 +1,7 @@
 import type { Config } from './config.js';
 import type { ChatEvents } from './chat/events.js';
 import { createConversationService } from './chat/conversations.js';
+import { createInboxOrder } from './chat/inbox-order.js';
 import { createMembershipService } from './chat/membership.js';
 import { createMessageChangeService } from './chat/changes.js';
 import { createEventLogService } from './chat/event-log.js';
@@ -15,17 +16,23 @@ import type { AbuseLimits } from './security/abuse.js';
 export type Services = ReturnType<typeof createServices>;
 
 /** The business logic: resolvers call these, and nothing else touches the database. */
-export function createServices(db: Database, events: ChatEvents, config: Config, limits?: Pick<AbuseLimits, 'sends' | 'typing'>) {
+export function createServices(
+  db: Database,
+  events: ChatEvents,
+  config: Config,
+  options: { limits?: Pick<AbuseLimits, 'sends' | 'typing'>; onError?: (error: unknown, what: string) => void } = {},
+) {
   const users = createUserService(db);
   const streams = createStreamService(db);
+  const inbox = createInboxOrder(db, options.onError ?? (() => {}));
   return {
     users,
     conversations: createConversationService(db, users, events),
     membership: createMembershipService(db, users, events),
-    messages: createMessageService(db, users, events, config, limits?.sends),
-    changes: createMessageChangeService(db, users, events, config, limits?.sends),
+    messages: createMessageService(db, users, events, config, { limit: options.limits?.sends, inbox }),
+    changes: createMessageChangeService(db, users, events, config, options.limits?.sends),
     eventLog: createEventLogService(db, users),
-    typing: createTypingService(db, events, streams.memberIds, limits?.typing),
+    typing: createTypingService(db, events, streams.memberIds, options.limits?.typing),
     streams,
     presenceRule: createPresenceRule(db),
   };

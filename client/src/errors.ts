@@ -73,7 +73,8 @@ export function isChatError(error: unknown, ...codes: ErrorCode[]): error is Cha
 
 /**
  * Failures worth repeating unchanged: the request may not have reached the
- * server, the server asked us to slow down, or it failed unexpectedly (a send
+ * server, the server asked us to slow down or to come back after a database
+ * failover, or it failed unexpectedly (a send
  * is idempotent, so repeating it cannot store a second copy).
  */
 export function isTransient(error: unknown): boolean {

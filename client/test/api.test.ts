@@ -184,6 +184,8 @@ describe('listening', () => {
     const c = (await alice.chat.startDirectConversation(bobId)).id;
     await bob.chat.ready();
     await server.listening(bobId);
+    // Bob's session learns of the conversation (cursor 0) first, so that only the messages' changes are counted.
+    await waitFor(() => c in bob.chat.getCursors(), 'the new conversation in the cursors');
     const snapshots: string[] = [];
     bob.chat.onCursorsChange((cursors) => snapshots.push(JSON.stringify(cursors)));
     await Promise.all(range(1, 20).map((i) => alice.chat.send(c, `m${i}`)));

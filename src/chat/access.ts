@@ -52,6 +52,24 @@ export async function requireMember(db: Database, conversationId: string, userId
 type Tx = Parameters<Parameters<Database['$transaction']>[0]>[0];
 
 /**
+ * Every column of a conversation but its enum `kind`, for writes that return
+ * the row. Prisma returns an enum column as `"kind"::text`, and Citus refuses
+ * that cast (enum output is not IMMUTABLE) in the RETURNING clause of a write
+ * to a distributed table: writes select this, and callers supply the kind they
+ * already know (docs/citus.md, "Statements Citus refuses").
+ */
+export const CONVERSATION_WITHOUT_KIND = {
+  id: true,
+  title: true,
+  lastSeq: true,
+  lastEventSeq: true,
+  memberCount: true,
+  createdAt: true,
+  lastMessageAt: true,
+  activeAt: true,
+} as const;
+
+/**
  * Records, in the transaction that changes them, that these users'
  * conversations changed: instances holding their live subscriptions notice
  * it within the delivery bound even if the broker loses the event

@@ -1,7 +1,7 @@
 import type { Viewer } from '../auth.js';
 import type { Database } from '../db/client.js';
 import { badInput, forbidden, notFound } from '../errors.js';
-import { bumpInboxVersions, requireMember, toView } from './access.js';
+import { bumpInboxVersions, CONVERSATION_WITHOUT_KIND, requireMember, toView } from './access.js';
 import type { ChatEvents } from './events.js';
 import { directConversationId, newId } from './ids.js';
 import type { ConversationView, MemberRecord } from './records.js';
@@ -43,38 +43,46 @@ export function createConversationService(db: Database, users: UserService, even
     },
 
     /**
-     * The viewer's conversations, most recently active first. The inbox index
-     * (user_conversations, distributed by user) names them without touching
-     * every conversation shard; the page itself is one query by primary key.
+     * The viewer's conversations, most recently active first. The page is
+     * chosen on the viewer's own shard: the inbox index (user_conversations,
+     * distributed by user) keeps each member's copy of the activity, in an
+     * index in list order, so this is one indexed read however many
+     * conversations the viewer has. Only that page is then read from the
+     * conversation shards, by primary key (docs/citus.md, "The conversation list").
      */
     async list(viewer: Viewer, first: number | null | undefined, after: string | null | undefined): Promise<Page<ConversationView>> {
       const take = pageSize(first, 'first', 20, 100);
       const cursor = after ? decodeInboxCursor(after) : null;
-      const links = await db.userConversation.findMany({ where: { userId: viewer.id }, select: { conversationId: true } });
-      if (links.length === 0) return { items: [], cursors: [], hasNextPage: false, endCursor: null };
-      const rows = await db.conversation.findMany({
+      const links = await db.userConversation.findMany({
         where: {
-          id: { in: links.map((link) => link.conversationId) },
+          userId: viewer.id,
           ...(cursor && {
-            OR: [{ activeAt: { lt: cursor.activeAt } }, { activeAt: cursor.activeAt, id: { lt: cursor.id } }],
+            OR: [{ activeAt: { lt: cursor.activeAt } }, { activeAt: cursor.activeAt, conversationId: { lt: cursor.id } }],
           }),
         },
-        orderBy: [{ activeAt: 'desc' }, { id: 'desc' }],
+        orderBy: [{ activeAt: 'desc' }, { conversationId: 'desc' }],
         take: take + 1,
+        select: { conversationId: true, activeAt: true },
       });
-      const page = rows.slice(0, take);
-      const memberships = await db.conversationMember.findMany({
-        where: { userId: viewer.id, conversationId: { in: page.map((row) => row.id) } },
-        select: { conversationId: true, role: true, lastReadSeq: true },
-      });
+      const page = links.slice(0, take);
+      if (page.length === 0) return { items: [], cursors: [], hasNextPage: false, endCursor: null };
+      const ids = page.map((link) => link.conversationId);
+      const [rows, memberships] = await Promise.all([
+        db.conversation.findMany({ where: { id: { in: ids } } }),
+        db.conversationMember.findMany({
+          where: { userId: viewer.id, conversationId: { in: ids } },
+          select: { conversationId: true, role: true, lastReadSeq: true },
+        }),
+      ]);
+      const byId = new Map(rows.map((row) => [row.id, row]));
       const byConversation = new Map(memberships.map((m) => [m.conversationId, m]));
-      const kept = page.filter((row) => byConversation.has(row.id)); // left between the two reads
-      const last = page[page.length - 1];
+      const kept = page.filter((link) => byId.has(link.conversationId) && byConversation.has(link.conversationId)); // left between the reads
+      const cursorOf = (link: (typeof page)[number]) => encodeCursor([link.activeAt.toISOString(), link.conversationId]);
       return {
-        items: kept.map((row) => toView(row, byConversation.get(row.id)!)),
-        cursors: kept.map((row) => encodeCursor([row.activeAt.toISOString(), row.id])),
-        hasNextPage: rows.length > take,
-        endCursor: last ? encodeCursor([last.activeAt.toISOString(), last.id]) : null,
+        items: kept.map((link) => toView(byId.get(link.conversationId)!, byConversation.get(link.conversationId)!)),
+        cursors: kept.map(cursorOf),
+        hasNextPage: links.length > take,
+        endCursor: cursorOf(page[page.length - 1]!),
       };
     },
 
@@ -134,13 +142,14 @@ export function createConversationService(db: Database, users: UserService, even
       const row = await db.$transaction(async (tx) => {
         const conversation = await tx.conversation.create({
           data: { id, kind: 'GROUP', title: name, memberCount: everyone.length },
+          select: CONVERSATION_WITHOUT_KIND,
         });
         await tx.conversationMember.createMany({
           data: everyone.map((userId) => ({ conversationId: id, userId, role: userId === viewer.id ? 'OWNER' : 'MEMBER' })),
         });
         await tx.userConversation.createMany({ data: everyone.map((userId) => ({ conversationId: id, userId })) });
         await bumpInboxVersions(tx, everyone);
-        return conversation;
+        return { ...conversation, kind: 'GROUP' };
       });
       events.membersJoined(id, everyone, 0, 0, everyone.length);
       return toView(row, { role: 'OWNER', lastReadSeq: 0 });

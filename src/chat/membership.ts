@@ -1,7 +1,7 @@
 import type { Viewer } from '../auth.js';
 import type { Database } from '../db/client.js';
 import { badInput, forbidden, notFound } from '../errors.js';
-import { bumpInboxVersions, requireMember, toView } from './access.js';
+import { bumpInboxVersions, CONVERSATION_WITHOUT_KIND, requireMember, toView } from './access.js';
 import { MAX_MEMBERS_PER_CALL } from './conversations.js';
 import type { Audience, ChatEvents } from './events.js';
 import type { ConversationView, DepartureReason, UserRecord } from './records.js';
@@ -66,12 +66,14 @@ export function createMembershipService(db: Database, users: UserService, events
       if (!targetRole) throw notFound(`User ${userId} is not a member of this conversation`);
 
       const eventSeq = await takeEvents(tx, conversationId, 1);
-      await tx.conversationMember.delete({ where: { conversationId_userId: { conversationId, userId } } });
+      // deleteMany / updateMany send no RETURNING, so no `"role"::text`, which Citus refuses (docs/citus.md).
+      await tx.conversationMember.deleteMany({ where: { conversationId, userId } });
       await tx.userConversation.deleteMany({ where: { userId, conversationId } });
       await bumpInboxVersions(tx, [userId]);
       const updated = await tx.conversation.update({
         where: { id: conversationId },
         data: { memberCount: { decrement: 1 }, activeAt: new Date() },
+        select: CONVERSATION_WITHOUT_KIND,
       });
       let newOwnerId: string | null = null;
       if (targetRole === 'OWNER') {
@@ -82,8 +84,8 @@ export function createMembershipService(db: Database, users: UserService, events
         });
         if (heir) {
           newOwnerId = heir.userId;
-          await tx.conversationMember.update({
-            where: { conversationId_userId: { conversationId, userId: heir.userId } },
+          await tx.conversationMember.updateMany({
+            where: { conversationId, userId: heir.userId },
             data: { role: 'OWNER' },
           });
         }
@@ -152,12 +154,13 @@ export function createMembershipService(db: Database, users: UserService, events
         const updated = await tx.conversation.update({
           where: { id: conversationId },
           data: { memberCount: { increment: joinedIds.length }, ...(joinedIds.length > 0 && { activeAt: new Date() }) },
+          select: CONVERSATION_WITHOUT_KIND,
         });
         const member = await tx.conversationMember.findUniqueOrThrow({
           where: { conversationId_userId: { conversationId, userId: viewer.id } },
         });
         const audience = await audienceOf(tx, conversationId, updated.memberCount, events.memberListMax);
-        return { row: updated, joined: joinedIds, conversation, viewerMember: member, lastEventSeq, audience };
+        return { row: { ...updated, kind: conversation.kind }, joined: joinedIds, conversation, viewerMember: member, lastEventSeq, audience };
       });
       if (joined.length > 0) {
         // Each new member's events start after their own join.

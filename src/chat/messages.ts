@@ -7,6 +7,8 @@ import { requireMember } from './access.js';
 import type { ChatEvents } from './events.js';
 import { newId } from './ids.js';
 import { MESSAGE_COLUMNS, messageFromJson, toMessage, type MessageRow } from './message-rows.js';
+import { createConversationGate } from './conversation-gate.js';
+import { createInboxOrder, type InboxOrder } from './inbox-order.js';
 import { createRateLimiter } from './rate-limit.js';
 import type { MessageRecord } from './records.js';
 import type { UserService } from './users.js';
@@ -49,9 +51,21 @@ function isUniqueViolation(error: unknown): boolean {
 
 export type MessageService = ReturnType<typeof createMessageService>;
 
-export function createMessageService(db: Database, users: UserService, events: ChatEvents, config: Config, limit?: { take(key: string): void | Promise<void> }) {
-  // Shared by every instance when the app passes one (src/security/abuse.ts); per process otherwise.
-  const sendLimit = limit ?? createRateLimiter('messages', config.sendRatePerSecond, config.sendBurst);
+export function createMessageService(
+  db: Database,
+  users: UserService,
+  events: ChatEvents,
+  config: Config,
+  options: {
+    /** Shared by every instance when the app passes one (src/security/abuse.ts); per process otherwise. */
+    limit?: { take(key: string): void | Promise<void> };
+    /** Moves a conversation up in its members' lists after a send (docs/citus.md, "The conversation list"). */
+    inbox?: InboxOrder;
+  } = {},
+) {
+  const sendLimit = options.limit ?? createRateLimiter('messages', config.sendRatePerSecond, config.sendBurst);
+  const inbox = options.inbox ?? createInboxOrder(db);
+  const oneConversationAtATime = createConversationGate();
 
   /** Messages matching `where` (an SQL condition on `m`), with senders' names. */
   async function read(where: Prisma.Sql, order: Prisma.Sql, limit: number): Promise<MessageRecord[]> {
@@ -118,12 +132,16 @@ export function createMessageService(db: Database, users: UserService, events: C
         thread_root: Record<string, unknown> | null;
       }[];
       try {
-        // One call, one round trip (migration 20261203000100_event_functions).
-        rows = await db.$queryRaw`
+        // One call, one round trip (migrations 20261203000100_event_functions, 20261203000300_sent_event_seq).
+        // Queued here, not on the row lock, past two in flight (a hot conversation must not fill the pool).
+        rows = await oneConversationAtATime(
+          conversationId,
+          () => db.$queryRaw`
           SELECT outcome, sent_seq, sent_event_seq, sent_at, members, member_ids, thread_root
             FROM chat_send_message(${conversationId}::uuid, ${viewer.id}, ${messageId}::uuid, ${text}, ${cmid},
                                    ${new Date()}::timestamptz, ${events.memberListMax}::integer,
-                                   ${replyToSeq}::integer, ${threadRootSeq}::integer)`;
+                                   ${replyToSeq}::integer, ${threadRootSeq}::integer)`,
+        );
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
         const existing = await stored(conversationId, viewer.id, cmid);
@@ -174,6 +192,8 @@ export function createMessageService(db: Database, users: UserService, events: C
       // Announced, not awaited: the sender never waits for fan-out, and a lost
       // announcement is repaired by the position check (docs/architecture.md).
       events.messageSent(message, threadRoot, { memberCount: row.members, memberIds: row.member_ids });
+      // Up in the members' lists, on their own shards (docs/citus.md, "The conversation list"); never throws.
+      await inbox.moved(conversationId, row.sent_at, viewer.id, row.member_ids);
       return message;
     },
 

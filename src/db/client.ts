@@ -1,6 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
+import { createPool } from './connection.js';
 
 export type Database = PrismaClient;
 
@@ -21,7 +21,8 @@ export interface DatabaseHandle {
  * each pooled connection's `query` is wrapped once, when it connects.
  */
 export function createDatabase(databaseUrl: string, poolSize: number, observe?: QueryObserver): DatabaseHandle {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize });
+  // A multi-host DATABASE_URL connects to whichever host is the primary now (src/db/connection.ts).
+  const pool = createPool(databaseUrl, poolSize);
   // An idle connection that the server drops (restart, failover) must not crash the process.
   pool.on('error', () => {});
   if (observe) {

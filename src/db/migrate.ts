@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { connectClient } from './connection.js';
 
 /**
  * prisma/migrations at the repository (or image) root: two levels up from
@@ -29,8 +29,7 @@ export async function applyMigrations(
 ): Promise<string[]> {
   const dir = options.dir ?? MIGRATIONS_DIR;
   const log = options.log ?? (() => {});
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
+  const client = await connectClient(databaseUrl);
   try {
     await client.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_ADVISORY_LOCK]);
     await client.query(`

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import { createSharedContext } from '../context.js';
 import type { Services } from '../services.js';
 import { ignoreObserver, type Broker, type RealtimeObserver } from './broker/broker.js';
+import type { RedisEndpoint } from './broker/redis-connection.js';
 import type { FanoutPolicy } from './fanout.js';
 import type { FeedStore } from './feed.js';
 import { Hub } from './hub.js';
@@ -31,6 +32,8 @@ export interface Realtime {
 
 export interface RealtimeOptions {
   broker: Broker;
+  /** Where presence is kept across instances; undefined: in this process only. */
+  redis: RedisEndpoint | undefined;
   policy: FanoutPolicy;
   services: Services;
   schema: GraphQLSchema;
@@ -66,8 +69,8 @@ export function feedStores(services: Services): { messages: FeedStore<MessageRec
 export async function createRealtime(options: RealtimeOptions): Promise<Realtime> {
   const { services, config, onError, broker } = options;
   const observer = options.observer ?? ignoreObserver;
-  const presence = config.redisUrl
-    ? await createRedisPresence(config.redisUrl, `chat:${config.instanceId}`, {
+  const presence = options.redis
+    ? await createRedisPresence(options.redis, `chat:${config.instanceId}`, {
         ttlMs: config.presenceTtlMs,
         onChange: options.onPresenceChange,
         onError,

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { createCitusDatabase, databaseAt, dropCitusDatabase, withClient, type CitusCluster } from './citus-database.js';
+
+export { readCitusCluster, type CitusCluster, type NodeAddress } from './citus-database.js';
 
 /** A fresh database on the test server, dropped by `drop()`. */
 export interface TestDatabase {
@@ -9,29 +12,34 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** `base`: the server to create it on (default: the suite's; a test may pass a PostgreSQL of its own). */
+/** The Citus cluster of this run, or null on plain PostgreSQL. */
+export function citusCluster(): CitusCluster | null {
+  return inject('citus');
+}
+
+/**
+ * `base`: the server to create it on (default: the suite's, a Citus
+ * coordinator when the run is on Citus; a test may pass a PostgreSQL of its own).
+ */
 export async function createTestDatabase(base: string = inject('databaseUrl')): Promise<TestDatabase> {
+  const citus = base === inject('databaseUrl') ? citusCluster() : null;
   const name = `chat_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+  if (citus) await createCitusDatabase(base, citus, name);
+  else await withClient(base, (client) => client.query(`CREATE DATABASE ${name}`));
+  const url = databaseAt(base, name);
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
   // DROP DATABASE … WITH (FORCE) terminates connections that are still closing; that is expected.
   pool.on('error', () => {});
   return {
-    url: url.toString(),
+    url,
     async query(sql, params) {
       return (await pool.query(sql, params)).rows;
     },
     async drop() {
       await pool.end();
-      const client = new pg.Client({ connectionString: base });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
+      if (citus) await dropCitusDatabase(base, citus, name);
+      else await withClient(base, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
   };
 }
+

@@ -4,11 +4,14 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.js';
 import { findNginx } from '../../ops/nginx.js';
+import { readCitusCluster, type CitusCluster } from './citus-database.js';
 import { redisAvailable } from './redis.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     databaseUrl: string;
+    /** The Citus cluster of the run (TEST_CITUS=1), or null on plain PostgreSQL. */
+    citus: CitusCluster | null;
     redisUrl: string | null;
     nginx: boolean;
   }
@@ -22,6 +25,10 @@ let dataDir: string | undefined;
  * server), otherwise an embedded one started here for the whole run. Each
  * test file then creates its own database on that server.
  *
+ * With TEST_CITUS=1, DATABASE_URL is a Citus coordinator's database (its
+ * workers added) and every test file's database is a Citus database of that
+ * cluster (docs/citus.md, "Running the test suite on Citus").
+ *
  * Redis: REDIS_URL, else the conventional local port. Without a reachable
  * Redis the Redis tests skip with a notice, except under CI=true, where a
  * missing Redis fails the run.
@@ -32,6 +39,12 @@ export default async function setup(project: TestProject) {
     dataDir = await mkdtemp(path.join(tmpdir(), 'chat-test-pg-'));
     embedded = await startEmbeddedPostgres(dataDir);
     databaseUrl = embedded.url;
+  }
+  let citus: CitusCluster | null = null;
+  if (/^(1|true|yes)$/i.test(process.env.TEST_CITUS ?? '')) {
+    if (!process.env.DATABASE_URL) throw new Error('TEST_CITUS is set: point DATABASE_URL at a Citus coordinator (docs/citus.md)');
+    citus = await readCitusCluster(databaseUrl);
+    console.log(`\n  Citus: ${citus.version}; workers ${citus.workers.map((w) => `${w.host}:${w.port}`).join(', ')}\n`);
   }
   const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
   const redisUp = await redisAvailable(redisUrl);
@@ -49,6 +62,7 @@ export default async function setup(project: TestProject) {
   }
   project.provide('nginx', nginx);
   project.provide('databaseUrl', databaseUrl);
+  project.provide('citus', citus);
   project.provide('redisUrl', redisUp ? redisUrl : null);
   return async () => {
     await embedded?.stop();

@@ -188,6 +188,8 @@ export class TestUser {
 /** Collects what a subscription receives, with helpers to wait for it. */
 export class Subscription<T = any> {
   readonly results: FormattedExecutionResult<T, unknown>[] = [];
+  /** When each result arrived (Date.now()), for tests that report how long delivery took. */
+  readonly receivedAt: number[] = [];
   error: unknown;
   completed = false;
   private readonly unsubscribe: () => void;
@@ -204,6 +206,7 @@ export class Subscription<T = any> {
       {
         next: (result) => {
           this.results.push(result);
+          this.receivedAt.push(Date.now());
           this.wake();
         },
         error: (error) => {

@@ -14,26 +14,37 @@
 -- Messages keep their own gapless `seq` (their display order, and the cursor
 -- of messageAdded / messagesSince / inbox); a send takes one of each.
 
-ALTER TABLE "conversations" ADD COLUMN "last_event_seq" INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE "conversations" ADD COLUMN "title_event_seq" INTEGER NOT NULL DEFAULT 0;
--- Messages sent before the log existed become its first events, in order.
-UPDATE "conversations" SET "last_event_seq" = "last_seq" WHERE "last_seq" > 0;
+-- Each DDL statement runs through EXECUTE: Citus sends some DDL on a
+-- distributed table (CREATE INDEX) to the workers as the text of the statement
+-- it received, and this file arrives as one multi-statement query, which a
+-- worker refuses ("cannot insert multiple commands into a prepared
+-- statement"). The new tables get their foreign keys in
+-- 20261203000200_event_log_distribution, once they are distributed: Citus
+-- accepts a key to a distributed table only from a table co-located with it.
+DO $$
+BEGIN
+  EXECUTE 'ALTER TABLE "conversations" ADD COLUMN "last_event_seq" INTEGER NOT NULL DEFAULT 0';
+  EXECUTE 'ALTER TABLE "conversations" ADD COLUMN "title_event_seq" INTEGER NOT NULL DEFAULT 0';
+  -- Messages sent before the log existed become its first events, in order.
+  EXECUTE 'UPDATE "conversations" SET "last_event_seq" = "last_seq" WHERE "last_seq" > 0';
 
-ALTER TABLE "messages" ADD COLUMN "event_seq" INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE "messages" ADD COLUMN "edited_at" TIMESTAMPTZ(3);
-ALTER TABLE "messages" ADD COLUMN "deleted_at" TIMESTAMPTZ(3);
-ALTER TABLE "messages" ADD COLUMN "reply_to_seq" INTEGER;
-ALTER TABLE "messages" ADD COLUMN "thread_root_seq" INTEGER;
-ALTER TABLE "messages" ADD COLUMN "thread_reply_count" INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE "messages" ADD COLUMN "thread_last_reply_seq" INTEGER;
-UPDATE "messages" SET "event_seq" = "seq";
-CREATE INDEX "messages_conversation_id_event_seq_idx" ON "messages" ("conversation_id", "event_seq");
-CREATE INDEX "messages_thread_idx" ON "messages" ("conversation_id", "thread_root_seq", "seq") WHERE "thread_root_seq" IS NOT NULL;
+  EXECUTE 'ALTER TABLE "messages" ADD COLUMN "event_seq" INTEGER NOT NULL DEFAULT 0';
+  EXECUTE 'ALTER TABLE "messages" ADD COLUMN "edited_at" TIMESTAMPTZ(3)';
+  EXECUTE 'ALTER TABLE "messages" ADD COLUMN "deleted_at" TIMESTAMPTZ(3)';
+  EXECUTE 'ALTER TABLE "messages" ADD COLUMN "reply_to_seq" INTEGER';
+  EXECUTE 'ALTER TABLE "messages" ADD COLUMN "thread_root_seq" INTEGER';
+  EXECUTE 'ALTER TABLE "messages" ADD COLUMN "thread_reply_count" INTEGER NOT NULL DEFAULT 0';
+  EXECUTE 'ALTER TABLE "messages" ADD COLUMN "thread_last_reply_seq" INTEGER';
+  EXECUTE 'UPDATE "messages" SET "event_seq" = "seq"';
+  EXECUTE 'CREATE INDEX "messages_conversation_id_event_seq_idx" ON "messages" ("conversation_id", "event_seq")';
+  EXECUTE 'CREATE INDEX "messages_thread_idx" ON "messages" ("conversation_id", "thread_root_seq", "seq") WHERE "thread_root_seq" IS NOT NULL';
 
-ALTER TABLE "conversation_members" ADD COLUMN "member_event_seq" INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE "conversation_members" ADD COLUMN "read_event_seq" INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX "conversation_members_member_event_seq_idx" ON "conversation_members" ("conversation_id", "member_event_seq");
-CREATE INDEX "conversation_members_read_event_seq_idx" ON "conversation_members" ("conversation_id", "read_event_seq");
+  EXECUTE 'ALTER TABLE "conversation_members" ADD COLUMN "member_event_seq" INTEGER NOT NULL DEFAULT 0';
+  EXECUTE 'ALTER TABLE "conversation_members" ADD COLUMN "read_event_seq" INTEGER NOT NULL DEFAULT 0';
+  EXECUTE 'CREATE INDEX "conversation_members_member_event_seq_idx" ON "conversation_members" ("conversation_id", "member_event_seq")';
+  EXECUTE 'CREATE INDEX "conversation_members_read_event_seq_idx" ON "conversation_members" ("conversation_id", "read_event_seq")';
+END
+$$;
 
 -- Who reacted with what. The summary a client sees (reaction, count) is
 -- computed from these rows; the message is re-stamped by each change.
@@ -45,8 +56,6 @@ CREATE TABLE "message_reactions" (
     "created_at" TIMESTAMPTZ(3) NOT NULL,
     CONSTRAINT "message_reactions_pkey" PRIMARY KEY ("conversation_id", "message_seq", "reaction", "user_id")
 );
-ALTER TABLE "message_reactions" ADD CONSTRAINT "message_reactions_message_fkey"
-    FOREIGN KEY ("conversation_id", "message_seq") REFERENCES "messages"("conversation_id", "seq") ON DELETE CASCADE ON UPDATE NO ACTION;
 
 -- A member who left or was removed, until they join again: the tombstone of
 -- a membership, so that catch-up can say who is gone.
@@ -60,5 +69,3 @@ CREATE TABLE "conversation_departures" (
     CONSTRAINT "conversation_departures_pkey" PRIMARY KEY ("conversation_id", "user_id")
 );
 CREATE INDEX "conversation_departures_event_seq_idx" ON "conversation_departures" ("conversation_id", "event_seq");
-ALTER TABLE "conversation_departures" ADD CONSTRAINT "conversation_departures_conversation_id_fkey"
-    FOREIGN KEY ("conversation_id") REFERENCES "conversations"("id") ON DELETE CASCADE ON UPDATE NO ACTION;

@@ -9,6 +9,18 @@
 -- Then the event-log write functions are delegated to the conversation's
 -- shard, as chat_send_message is.
 
+-- 0. Citus refuses to create distributed functions after a parallel operation
+-- on a distributed table in the same transaction ("cannot run function
+-- command because there was a parallel operation"): run this migration's
+-- shard operations one connection at a time.
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_extension x WHERE x.extname = 'citus') THEN
+    EXECUTE 'SET LOCAL citus.multi_shard_modify_mode TO ''sequential''';
+  END IF;
+END
+$$;
+
 -- 1. Distribution, where Citus is installed.
 --
 -- Order matters: a table referenced by a foreign key is distributed before
@@ -86,7 +98,23 @@ BEGIN
 END
 $$;
 
--- 2. Each write is one call, delegated to the node holding the conversation's shard.
+-- 2. The new tables' foreign keys, now that they are co-located with what
+-- they reference (Citus refuses a key from a table that is not). Added only
+-- where missing, so that a second run changes nothing.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'message_reactions_message_fkey') THEN
+    EXECUTE 'ALTER TABLE "message_reactions" ADD CONSTRAINT "message_reactions_message_fkey"
+               FOREIGN KEY ("conversation_id", "message_seq") REFERENCES "messages"("conversation_id", "seq") ON DELETE CASCADE ON UPDATE NO ACTION';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'conversation_departures_conversation_id_fkey') THEN
+    EXECUTE 'ALTER TABLE "conversation_departures" ADD CONSTRAINT "conversation_departures_conversation_id_fkey"
+               FOREIGN KEY ("conversation_id") REFERENCES "conversations"("id") ON DELETE CASCADE ON UPDATE NO ACTION';
+  END IF;
+END
+$$;
+
+-- 3. Each write is one call, delegated to the node holding the conversation's shard.
 DO $$
 DECLARE
     fn text;

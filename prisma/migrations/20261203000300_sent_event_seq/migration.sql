@@ -3,8 +3,18 @@
 -- (UPDATED). Messages sent before the event log existed were sent by the
 -- event of their own seq (20261203000000_event_log numbered them so); those
 -- sent before this migration keep NULL (unknown: UPDATED).
-ALTER TABLE "messages" ADD COLUMN "sent_event_seq" INTEGER;
-UPDATE "messages" SET "sent_event_seq" = "seq" WHERE "event_seq" = "seq" AND "edited_at" IS NULL AND "deleted_at" IS NULL;
+DO $$
+BEGIN
+  -- One shard connection at a time: Citus refuses a function change after a
+  -- parallel operation on a distributed table in the same transaction.
+  IF EXISTS (SELECT 1 FROM pg_extension x WHERE x.extname = 'citus') THEN
+    EXECUTE 'SET LOCAL citus.multi_shard_modify_mode TO ''sequential''';
+  END IF;
+  -- Through EXECUTE, as every change to a distributed table (20261203000000_event_log says why).
+  EXECUTE 'ALTER TABLE "messages" ADD COLUMN "sent_event_seq" INTEGER';
+  EXECUTE 'UPDATE "messages" SET "sent_event_seq" = "seq" WHERE "event_seq" = "seq" AND "edited_at" IS NULL AND "deleted_at" IS NULL';
+END
+$$;
 
 CREATE OR REPLACE FUNCTION chat_send_message(
     p_conversation_id   uuid,

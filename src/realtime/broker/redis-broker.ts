@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
-import { whenReady } from './redis-connection.js';
 import { decodeEvent, encodeEvent, type Broker, type BusEvent, type BusHandler, type Unsubscribe } from './broker.js';
+import { createRedisClusterBroker } from './redis-cluster-broker.js';
+import { whenReady, type RedisEndpoint } from './redis-connection.js';
 
 interface ChannelEntry {
   handlers: Set<BusHandler>;
@@ -8,8 +9,13 @@ interface ChannelEntry {
   subscribed: Promise<unknown>;
 }
 
+/** The broker over Redis: one server, or a Redis Cluster with sharded pub/sub (redis-cluster-broker.ts). */
+export function createRedisBroker(endpoint: RedisEndpoint, name: string): Promise<Broker> {
+  return endpoint.kind === 'cluster' ? createRedisClusterBroker(endpoint, name) : createSingleRedisBroker(endpoint.url, name);
+}
+
 /**
- * The broker between instances: Redis pub/sub on two ioredis connections.
+ * The broker between instances over one Redis: pub/sub on two ioredis connections.
  *
  * One Redis subscription per channel per process, shared by every local
  * handler; each message is parsed once per process. The subscriber's channel
@@ -21,7 +27,7 @@ interface ChannelEntry {
  * fails at once (and is counted) instead of piling up in memory; the hub's
  * position check delivers what it carried from the database.
  */
-export async function createRedisBroker(url: string, name: string): Promise<Broker> {
+async function createSingleRedisBroker(url: string, name: string): Promise<Broker> {
   const options = { connectionName: name, enableReadyCheck: true };
   // Auto-pipelining batches the many PUBLISHes of a fan-out on write into few round trips.
   const publisher = new Redis(url, { ...options, enableAutoPipelining: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
@@ -62,7 +68,7 @@ export async function createRedisBroker(url: string, name: string): Promise<Brok
     }
     connectedOnce = true;
   });
-  await Promise.all([whenReady(publisher, url), whenReady(subscriber, url)]);
+  await Promise.all([whenReady(publisher, new URL(url).host), whenReady(subscriber, new URL(url).host)]);
 
   return {
     async publish(names: string | readonly string[], event: BusEvent) {

@@ -1,5 +1,5 @@
-import { Redis } from 'ioredis';
-import { whenReady } from '../broker/redis-connection.js';
+import type { Cluster, Redis } from 'ioredis';
+import { commandConnection, describeEndpoint, whenReady, type RedisEndpoint } from '../broker/redis-connection.js';
 import type { Presence, PresenceChange } from './presence.js';
 
 export interface RedisPresenceOptions {
@@ -9,9 +9,25 @@ export interface RedisPresenceOptions {
   onError: (error: unknown, what: string) => void;
 }
 
-const userKey = (userId: string) => `chat:presence:user:${userId}`;
-/** Every user with connections, scored by their latest expiry: what the sweeper scans. */
-const EXPIRY_INDEX = 'chat:presence:expiries';
+/**
+ * Users are spread over this many buckets. A user's key and the expiry index
+ * of their bucket share a hash tag (`{p<bucket>}`), so they live in one slot
+ * of a Redis Cluster: registering a connection updates both in one MULTI,
+ * which a cluster allows only within a slot. The buckets spread the indexes
+ * over the cluster's masters.
+ */
+const BUCKETS = 16;
+
+function bucketOf(userId: string): number {
+  let hash = 0x811c9dc5; // FNV-1a
+  for (let i = 0; i < userId.length; i++) hash = Math.imul(hash ^ userId.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % BUCKETS;
+}
+
+const userKey = (userId: string) => `chat:presence:{p${bucketOf(userId)}}:user:${userId}`;
+/** The users of one bucket with connections, scored by their latest expiry: what the sweeper scans. */
+const expiryIndex = (bucket: number) => `chat:presence:{p${bucket}}:expiries`;
+const indexOf = (userId: string) => expiryIndex(bucketOf(userId));
 
 /**
  * Presence shared by every instance (docs/architecture.md, "Presence"). It
@@ -21,44 +37,53 @@ const EXPIRY_INDEX = 'chat:presence:expiries';
  * is in the future, so the users of a SIGKILLed instance go offline by
  * themselves within the TTL; a sweeper on every instance notices and
  * announces it (the ZREM from the index decides which instance announces).
+ * On a Redis Cluster the same keys work: see BUCKETS.
  *
  * Redis being away must not stop anyone from connecting: commands fail fast
  * (no offline queue), callers log the failure, and the instance re-registers
  * all its connections as soon as Redis is back. Meanwhile `onlineAmong`
  * answers from this instance's own connections.
  */
-export async function createRedisPresence(url: string, name: string, options: RedisPresenceOptions): Promise<Presence> {
+export async function createRedisPresence(endpoint: RedisEndpoint, name: string, options: RedisPresenceOptions): Promise<Presence> {
   const ttl = options.ttlMs ?? 30_000;
-  const redis = new Redis(url, { connectionName: `${name}:presence`, maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: true });
+  // Fails fast while Redis is away (no offline queue); auto-pipelined, per master on a cluster.
+  const redis: Redis | Cluster = commandConnection(endpoint, `${name}:presence`);
   redis.on('error', () => {});
-  await whenReady(redis, url);
+  await whenReady(redis, describeEndpoint(endpoint));
   const local = new Map<string, Set<string>>();
   // Registered after the first 'ready': every later one is a reconnect, perhaps
   // to a restarted, empty Redis. Register our connections again now, not at the next heartbeat.
   redis.on('ready', () => refreshAll());
+  // On a cluster, a refreshed slot map usually means a failover: the promoted replica may lack our
+  // latest writes (replication is asynchronous), so write them again now.
+  if (endpoint.kind === 'cluster') redis.on('refresh', () => refreshAll());
 
   function refreshAll() {
     if (local.size === 0) return;
-    const batch = redis.pipeline();
     const expires = Date.now() + ttl;
+    const writes: Promise<unknown>[] = [];
+    // Separate commands, not one pipeline: on a cluster the keys live on different masters
+    // (auto-pipelining still sends them in few round trips).
     for (const [userId, connections] of local) {
       const args: (string | number)[] = [];
       for (const connection of connections) args.push(expires, connection);
-      batch.zadd(userKey(userId), ...args).pexpire(userKey(userId), ttl).zadd(EXPIRY_INDEX, 'GT', expires, userId);
+      writes.push(redis.zadd(userKey(userId), ...args), redis.pexpire(userKey(userId), ttl), redis.zadd(indexOf(userId), 'GT', expires, userId));
     }
-    batch.exec().catch((error) => options.onError(error, 'presence heartbeat'));
+    Promise.all(writes).catch((error) => options.onError(error, 'presence heartbeat'));
   }
 
   /** Announces users whose every connection has expired (their instance died without saying goodbye). */
   async function sweep() {
     const now = Date.now();
-    const candidates = await redis.zrangebyscore(EXPIRY_INDEX, '-inf', now, 'LIMIT', 0, 500);
-    for (const userId of candidates) {
-      if ((await redis.zcount(userKey(userId), now, '+inf')) > 0) continue;
-      // Exactly one instance wins the ZREM, and only it announces.
-      if ((await redis.zrem(EXPIRY_INDEX, userId)) === 1) {
-        await redis.del(userKey(userId));
-        await options.onChange(userId, false, new Date(now));
+    for (let bucket = 0; bucket < BUCKETS; bucket++) {
+      const candidates = await redis.zrangebyscore(expiryIndex(bucket), '-inf', now, 'LIMIT', 0, 500);
+      for (const userId of candidates) {
+        if ((await redis.zcount(userKey(userId), now, '+inf')) > 0) continue;
+        // Exactly one instance wins the ZREM, and only it announces.
+        if ((await redis.zrem(expiryIndex(bucket), userId)) === 1) {
+          await redis.del(userKey(userId));
+          await options.onChange(userId, false, new Date(now));
+        }
       }
     }
   }
@@ -76,7 +101,7 @@ export async function createRedisPresence(url: string, name: string, options: Re
     const now = Date.now();
     const results = await redis.multi().zrem(userKey(userId), connectionId).zcount(userKey(userId), now, '+inf').exec();
     if (Number(results?.[0]?.[1]) === 1 && Number(results?.[1]?.[1]) === 0) {
-      await redis.zrem(EXPIRY_INDEX, userId);
+      await redis.zrem(indexOf(userId), userId);
       await options.onChange(userId, false, new Date(now));
     }
   }
@@ -88,14 +113,15 @@ export async function createRedisPresence(url: string, name: string, options: Re
       set.add(connectionId);
       const now = Date.now();
       const expires = now + ttl;
-      // Atomic, so of two connections opening at once exactly one sees itself alone.
+      // Atomic, so of two connections opening at once exactly one sees itself alone
+      // (one MULTI: the user's key and its bucket's index share a hash tag).
       const results = await redis
         .multi()
         .zremrangebyscore(userKey(userId), '-inf', now)
         .zadd(userKey(userId), expires, connectionId)
         .pexpire(userKey(userId), ttl)
         .zcard(userKey(userId))
-        .zadd(EXPIRY_INDEX, 'GT', expires, userId)
+        .zadd(indexOf(userId), 'GT', expires, userId)
         .exec();
       if (Number(results?.[3]?.[1]) === 1) await options.onChange(userId, true, new Date(now));
     },
@@ -103,11 +129,9 @@ export async function createRedisPresence(url: string, name: string, options: Re
     async onlineAmong(userIds) {
       if (userIds.length === 0) return [];
       const now = Date.now();
-      const batch = redis.pipeline();
-      for (const userId of userIds) batch.zcount(userKey(userId), now, '+inf');
       try {
-        const results = (await batch.exec()) ?? [];
-        return userIds.filter((_, i) => Number(results[i]?.[1] ?? 0) > 0);
+        const counts = await Promise.all(userIds.map((userId) => redis.zcount(userKey(userId), now, '+inf')));
+        return userIds.filter((_, i) => counts[i]! > 0);
       } catch {
         // Redis is away: what this instance knows is better than an error.
         return userIds.filter((id) => local.has(id));

@@ -1023,7 +1023,8 @@ export type ConversationMemberScalarFieldEnum = (typeof ConversationMemberScalar
 export const UserConversationScalarFieldEnum = {
   userId: 'userId',
   conversationId: 'conversationId',
-  joinedAt: 'joinedAt'
+  joinedAt: 'joinedAt',
+  activeAt: 'activeAt'
 } as const
 
 export type UserConversationScalarFieldEnum = (typeof UserConversationScalarFieldEnum)[keyof typeof UserConversationScalarFieldEnum]

@@ -119,7 +119,8 @@ export type ConversationMemberScalarFieldEnum = (typeof ConversationMemberScalar
 export const UserConversationScalarFieldEnum = {
   userId: 'userId',
   conversationId: 'conversationId',
-  joinedAt: 'joinedAt'
+  joinedAt: 'joinedAt',
+  activeAt: 'activeAt'
 } as const
 
 export type UserConversationScalarFieldEnum = (typeof UserConversationScalarFieldEnum)[keyof typeof UserConversationScalarFieldEnum]

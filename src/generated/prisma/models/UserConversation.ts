@@ -29,18 +29,21 @@ export type UserConversationMinAggregateOutputType = {
   userId: string | null
   conversationId: string | null
   joinedAt: Date | null
+  activeAt: Date | null
 }
 
 export type UserConversationMaxAggregateOutputType = {
   userId: string | null
   conversationId: string | null
   joinedAt: Date | null
+  activeAt: Date | null
 }
 
 export type UserConversationCountAggregateOutputType = {
   userId: number
   conversationId: number
   joinedAt: number
+  activeAt: number
   _all: number
 }
 
@@ -49,18 +52,21 @@ export type UserConversationMinAggregateInputType = {
   userId?: true
   conversationId?: true
   joinedAt?: true
+  activeAt?: true
 }
 
 export type UserConversationMaxAggregateInputType = {
   userId?: true
   conversationId?: true
   joinedAt?: true
+  activeAt?: true
 }
 
 export type UserConversationCountAggregateInputType = {
   userId?: true
   conversationId?: true
   joinedAt?: true
+  activeAt?: true
   _all?: true
 }
 
@@ -140,6 +146,7 @@ export type UserConversationGroupByOutputType = {
   userId: string
   conversationId: string
   joinedAt: Date
+  activeAt: Date
   _count: UserConversationCountAggregateOutputType | null
   _min: UserConversationMinAggregateOutputType | null
   _max: UserConversationMaxAggregateOutputType | null
@@ -167,12 +174,14 @@ export type UserConversationWhereInput = {
   userId?: Prisma.StringFilter<"UserConversation"> | string
   conversationId?: Prisma.UuidFilter<"UserConversation"> | string
   joinedAt?: Prisma.DateTimeFilter<"UserConversation"> | Date | string
+  activeAt?: Prisma.DateTimeFilter<"UserConversation"> | Date | string
 }
 
 export type UserConversationOrderByWithRelationInput = {
   userId?: Prisma.SortOrder
   conversationId?: Prisma.SortOrder
   joinedAt?: Prisma.SortOrder
+  activeAt?: Prisma.SortOrder
 }
 
 export type UserConversationWhereUniqueInput = Prisma.AtLeast<{
@@ -183,12 +192,14 @@ export type UserConversationWhereUniqueInput = Prisma.AtLeast<{
   userId?: Prisma.StringFilter<"UserConversation"> | string
   conversationId?: Prisma.UuidFilter<"UserConversation"> | string
   joinedAt?: Prisma.DateTimeFilter<"UserConversation"> | Date | string
+  activeAt?: Prisma.DateTimeFilter<"UserConversation"> | Date | string
 }, "userId_conversationId">
 
 export type UserConversationOrderByWithAggregationInput = {
   userId?: Prisma.SortOrder
   conversationId?: Prisma.SortOrder
   joinedAt?: Prisma.SortOrder
+  activeAt?: Prisma.SortOrder
   _count?: Prisma.UserConversationCountOrderByAggregateInput
   _max?: Prisma.UserConversationMaxOrderByAggregateInput
   _min?: Prisma.UserConversationMinOrderByAggregateInput
@@ -201,48 +212,56 @@ export type UserConversationScalarWhereWithAggregatesInput = {
   userId?: Prisma.StringWithAggregatesFilter<"UserConversation"> | string
   conversationId?: Prisma.UuidWithAggregatesFilter<"UserConversation"> | string
   joinedAt?: Prisma.DateTimeWithAggregatesFilter<"UserConversation"> | Date | string
+  activeAt?: Prisma.DateTimeWithAggregatesFilter<"UserConversation"> | Date | string
 }
 
 export type UserConversationCreateInput = {
   userId: string
   conversationId: string
   joinedAt?: Date | string
+  activeAt?: Date | string
 }
 
 export type UserConversationUncheckedCreateInput = {
   userId: string
   conversationId: string
   joinedAt?: Date | string
+  activeAt?: Date | string
 }
 
 export type UserConversationUpdateInput = {
   userId?: Prisma.StringFieldUpdateOperationsInput | string
   conversationId?: Prisma.StringFieldUpdateOperationsInput | string
   joinedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 export type UserConversationUncheckedUpdateInput = {
   userId?: Prisma.StringFieldUpdateOperationsInput | string
   conversationId?: Prisma.StringFieldUpdateOperationsInput | string
   joinedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 export type UserConversationCreateManyInput = {
   userId: string
   conversationId: string
   joinedAt?: Date | string
+  activeAt?: Date | string
 }
 
 export type UserConversationUpdateManyMutationInput = {
   userId?: Prisma.StringFieldUpdateOperationsInput | string
   conversationId?: Prisma.StringFieldUpdateOperationsInput | string
   joinedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 export type UserConversationUncheckedUpdateManyInput = {
   userId?: Prisma.StringFieldUpdateOperationsInput | string
   conversationId?: Prisma.StringFieldUpdateOperationsInput | string
   joinedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  activeAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 export type UserConversationUserIdConversationIdCompoundUniqueInput = {
@@ -254,18 +273,21 @@ export type UserConversationCountOrderByAggregateInput = {
   userId?: Prisma.SortOrder
   conversationId?: Prisma.SortOrder
   joinedAt?: Prisma.SortOrder
+  activeAt?: Prisma.SortOrder
 }
 
 export type UserConversationMaxOrderByAggregateInput = {
   userId?: Prisma.SortOrder
   conversationId?: Prisma.SortOrder
   joinedAt?: Prisma.SortOrder
+  activeAt?: Prisma.SortOrder
 }
 
 export type UserConversationMinOrderByAggregateInput = {
   userId?: Prisma.SortOrder
   conversationId?: Prisma.SortOrder
   joinedAt?: Prisma.SortOrder
+  activeAt?: Prisma.SortOrder
 }
 
 
@@ -274,27 +296,31 @@ export type UserConversationSelect<ExtArgs extends runtime.Types.Extensions.Inte
   userId?: boolean
   conversationId?: boolean
   joinedAt?: boolean
+  activeAt?: boolean
 }, ExtArgs["result"]["userConversation"]>
 
 export type UserConversationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   userId?: boolean
   conversationId?: boolean
   joinedAt?: boolean
+  activeAt?: boolean
 }, ExtArgs["result"]["userConversation"]>
 
 export type UserConversationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   userId?: boolean
   conversationId?: boolean
   joinedAt?: boolean
+  activeAt?: boolean
 }, ExtArgs["result"]["userConversation"]>
 
 export type UserConversationSelectScalar = {
   userId?: boolean
   conversationId?: boolean
   joinedAt?: boolean
+  activeAt?: boolean
 }
 
-export type UserConversationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"userId" | "conversationId" | "joinedAt", ExtArgs["result"]["userConversation"]>
+export type UserConversationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"userId" | "conversationId" | "joinedAt" | "activeAt", ExtArgs["result"]["userConversation"]>
 
 export type $UserConversationPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "UserConversation"
@@ -303,6 +329,11 @@ export type $UserConversationPayload<ExtArgs extends runtime.Types.Extensions.In
     userId: string
     conversationId: string
     joinedAt: Date
+    /**
+     * This member's copy of the conversation's activity: orders their `conversations` on their own
+     * shard (docs/citus.md, "The conversation list"); moved up after each send (src/chat/inbox-order.ts).
+     */
+    activeAt: Date
   }, ExtArgs["result"]["userConversation"]>
   composites: {}
 }
@@ -729,6 +760,7 @@ export interface UserConversationFieldRefs {
   readonly userId: Prisma.FieldRef<"UserConversation", 'String'>
   readonly conversationId: Prisma.FieldRef<"UserConversation", 'String'>
   readonly joinedAt: Prisma.FieldRef<"UserConversation", 'DateTime'>
+  readonly activeAt: Prisma.FieldRef<"UserConversation", 'DateTime'>
 }
     
 
