@@ -42,7 +42,7 @@ const IN_LIST = '"id" IN ($…)';
 const MULTI_SHARD_ON_PURPOSE: Listed[] = [
   {
     name: "inbox page's conversations",
-    fragments: ['"public"."conversations"."active_at" FROM "public"."conversations" WHERE "public"."conversations"."id" IN ($…) OFFSET $'],
+    fragments: ['"public"."conversations"."title_event_seq" FROM "public"."conversations" WHERE "public"."conversations"."id" IN ($…) OFFSET $'],
     why: 'conversations(first, after): the page is chosen on the viewer\'s shard of the inbox index (one router statement, ordered by its own active_at); this reads that page\'s conversations by primary key, at most one per conversation of the page (docs/citus.md, "The conversation list")',
   },
   {

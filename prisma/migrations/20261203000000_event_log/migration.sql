@@ -68,4 +68,8 @@ CREATE TABLE "conversation_departures" (
     "new_owner_id" TEXT,
     CONSTRAINT "conversation_departures_pkey" PRIMARY KEY ("conversation_id", "user_id")
 );
-CREATE INDEX "conversation_departures_event_seq_idx" ON "conversation_departures" ("conversation_id", "event_seq");
+DO $$
+BEGIN
+  EXECUTE 'CREATE INDEX "conversation_departures_event_seq_idx" ON "conversation_departures" ("conversation_id", "event_seq")';
+END
+$$;
