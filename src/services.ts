@@ -7,6 +7,7 @@ import { createMessageChangeService } from './chat/changes.js';
 import { createEventLogService } from './chat/event-log.js';
 import { createMessageService } from './chat/messages.js';
 import { createPresenceRule } from './chat/presence-rule.js';
+import { createRateLimiter } from './chat/rate-limit.js';
 import { createStreamService } from './chat/streams.js';
 import { createTypingService } from './chat/typing.js';
 import { createUserService } from './chat/users.js';
@@ -25,12 +26,14 @@ export function createServices(
   const users = createUserService(db);
   const streams = createStreamService(db);
   const inbox = createInboxOrder(db, options.onError ?? (() => {}));
+  // Message writes share one budget (sends, edits, deletions, reactions); per process when no shared limits are given.
+  const writes = options.limits?.sends ?? createRateLimiter('messages', config.sendRatePerSecond, config.sendBurst);
   return {
     users,
     conversations: createConversationService(db, users, events),
     membership: createMembershipService(db, users, events),
-    messages: createMessageService(db, users, events, config, { limit: options.limits?.sends, inbox }),
-    changes: createMessageChangeService(db, users, events, config, options.limits?.sends),
+    messages: createMessageService(db, users, events, config, { limit: writes, inbox }),
+    changes: createMessageChangeService(db, users, events, config, writes),
     eventLog: createEventLogService(db, users),
     typing: createTypingService(db, events, streams.memberIds, options.limits?.typing),
     streams,

@@ -2,9 +2,9 @@ import { rateLimited } from '../errors.js';
 
 /**
  * A token bucket per key, in process memory: `burst` operations at once,
- * refilled at `perSecond`. Per instance, so with N instances behind a load
- * balancer a user gets up to N times the rate; that bounds abuse without a
- * Redis round trip on every send.
+ * refilled at `perSecond`. The limits of one instance without Redis, and the
+ * fallback of the shared ones (src/security/abuse.ts, which hold across
+ * instances through Redis when there is one).
  */
 export function createRateLimiter(what: string, perSecond: number, burst: number) {
   const buckets = new Map<string, { tokens: number; at: number }>();

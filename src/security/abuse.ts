@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { createRateLimiter } from '../chat/rate-limit.js';
 import { ChatError, ErrorCode, rateLimited } from '../errors.js';
 import { whenReady } from '../realtime/broker/redis-connection.js';
 
@@ -62,27 +63,8 @@ export function retryAfterMsOf(error: unknown): number | undefined {
   return undefined;
 }
 
-/** A token bucket per key, in this process: `burst` at once, refilled at `perSecond`. */
-export function createLocalBucket(what: string, perSecond: number, burst: number) {
-  const buckets = new Map<string, { tokens: number; at: number }>();
-  const MAX_KEYS = 100_000;
-  return {
-    take(key: string): void {
-      if (perSecond <= 0) return;
-      const now = Date.now();
-      let bucket = buckets.get(key);
-      if (!bucket) {
-        if (buckets.size >= MAX_KEYS) buckets.clear();
-        bucket = { tokens: burst, at: now };
-        buckets.set(key, bucket);
-      }
-      bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);
-      bucket.at = now;
-      if (bucket.tokens < 1) throw rateLimited(`Too many ${what}; slow down`, Math.ceil(((1 - bucket.tokens) / perSecond) * 1000));
-      bucket.tokens -= 1;
-    },
-  };
-}
+/** A token bucket per key, in this process (the fallback without Redis): one implementation, src/chat/rate-limit.ts. */
+const createLocalBucket = createRateLimiter;
 
 // One token from KEYS[1]; ARGV: tokens per ms, burst, key lifetime (ms).
 // Returns 0, or how many ms until a token is available.
