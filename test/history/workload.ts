@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import WebSocket from 'ws';
 import { createChatClient, type ChatClient, type ChatError } from '../../client/src/index.js';
 import { endpoint, uid, userAt, type TestUser } from '../support/server.js';
@@ -74,7 +75,10 @@ export class Workload {
   private readonly inFlight = new Map<Promise<unknown>, Mode>();
   private readonly giveUp: Record<Mode, AbortController> = { steady: new AbortController(), tail: new AbortController() };
 
-  private constructor(private readonly options: WorkloadOptions) {}
+  private constructor(private readonly options: WorkloadOptions) {
+    // Every send of a half shares its give-up signal: hundreds of listeners are expected, not a leak.
+    for (const controller of Object.values(this.giveUp)) setMaxListeners(0, controller.signal);
+  }
 
   /** Creates the users and conversations, opens a session per user and waits until every session is live. */
   static async create(options: WorkloadOptions): Promise<Workload> {
