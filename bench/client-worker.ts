@@ -190,3 +190,4 @@ process.on('message', async (message: any) => {
     process.send!({ ok: false, error: String(error) });
   }
 });
+process.send!({ ok: true, ready: true });

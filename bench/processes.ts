@@ -131,6 +131,8 @@ export class Clients {
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       }),
     );
+    // Loading a worker (tsx, ws, socket.io-client) takes seconds on a busy machine: not part of any measurement.
+    await Promise.all(workers.map((worker) => new Promise((resolve, reject) => worker.once('message', resolve).once('exit', reject))));
     return new Clients(workers);
   }
 

@@ -102,7 +102,7 @@ export async function startTarget(
       for (;;) {
         const seq = await send(conversation, 'fan-out bench message');
         try {
-          return { seq, at: await clients.waitFor([seq], members, 500) };
+          return { seq, at: await clients.waitFor([seq], members, 200) };
         } catch (error) {
           if (Date.now() > deadline) throw error;
         }
