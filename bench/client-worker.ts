@@ -32,6 +32,8 @@ interface ConnectCommand {
   addressOffset: number;
   /** How many handshakes this process has in flight at once. */
   batch?: number;
+  /** Resuming: this variable is set to the socket's last seq on every attempt. */
+  cursorVariable?: string;
 }
 
 interface Client {
@@ -49,6 +51,7 @@ let spec: ConnectCommand | undefined;
 const arrivals = new Map<number, { count: number; last: number }>();
 const latencies: number[] = [];
 let violations = 0;
+let retries = 0;
 const errors: string[] = [];
 const SEQ = /"seq":(\d+)/;
 const SENT_AT = /"body":"t=([\d.]+)/;
@@ -97,7 +100,9 @@ async function open(client: Client, command: ConnectCommand, key: Uint8Array): P
   const socket = new WebSocket(command.url, command.mode === 'graphql' ? 'graphql-transport-ws' : undefined, { localAddress: client.address, perMessageDeflate: false });
   client.socket = socket;
   await new Promise<void>((resolve, reject) => socket.once('open', () => resolve()).once('error', reject));
-  socket.on('error', (error) => errors.length < 5 && errors.push(`${client.user}: ${error}`));
+  // Before it is accepted, a failure is the handshake's (retried); after, it is a failure of what is measured.
+  let accepted = command.mode === 'raw';
+  socket.on('error', (error) => accepted && errors.length < 5 && errors.push(`${client.user}: ${error}`));
   if (command.mode === 'raw') {
     socket.on('message', (data) => onFrame(client, data));
     return;
@@ -109,7 +114,9 @@ async function open(client: Client, command: ConnectCommand, key: Uint8Array): P
       if (text.includes('"connection_ack"') || text === '{"ok":true}') {
         socket.off('message', first);
         socket.on('message', (frame) => onFrame(client, frame));
-        if (command.mode === 'graphql') socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: command.query, variables: client.variables } }));
+        const variables = command.cursorVariable ? { ...client.variables, [command.cursorVariable]: client.last } : client.variables;
+        if (command.mode === 'graphql') socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: command.query, variables } }));
+        accepted = true;
         acked();
       }
     });
@@ -126,7 +133,19 @@ async function openAll(targets: Client[], command: ConnectCommand): Promise<numb
   const lane = async () => {
     while (next < targets.length) {
       const client = targets[next++]!;
-      await open(client, command, key);
+      // A refused or reset handshake is retried with backoff, as real clients do (graphql-ws's
+      // and Socket.IO's clients both retry); the retries are counted and reported.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await open(client, command, key);
+          break;
+        } catch (error) {
+          terminate(client);
+          if (attempt >= 5) throw new Error(`${client.user}: ${error} (after ${attempt} retries)`);
+          retries++;
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 100 * 2 ** attempt));
+        }
+      }
       ready++;
     }
   };
@@ -155,8 +174,7 @@ function terminate(client: Client) {
 /** Reconnects every client, resuming from its cursor: `cursorVariable` is set to the last seq it saw. */
 function resume(cursorVariable: string, batch: number) {
   if (!spec) throw new Error('resume before connect');
-  for (const client of clients) client.variables = { ...client.variables, [cursorVariable]: client.last };
-  return openAll(clients, { ...spec, batch });
+  return openAll(clients, { ...spec, batch, cursorVariable });
 }
 
 process.on('message', async (message: any) => {
@@ -170,7 +188,7 @@ process.on('message', async (message: any) => {
       process.send!({ ok: true, latencies: latencies.splice(0) });
     } else if (message.cmd === 'check') {
       const lasts = clients.map((client) => client.last);
-      process.send!({ ok: true, sockets: clients.length, violations, errors, minLast: Math.min(...lasts), maxLast: Math.max(...lasts) });
+      process.send!({ ok: true, sockets: clients.length, violations, retries, errors, minLast: Math.min(...lasts), maxLast: Math.max(...lasts) });
     } else if (message.cmd === 'reset') {
       arrivals.clear();
       latencies.length = 0;

@@ -19,7 +19,7 @@ export async function connectScenario(ctx: Context, options: { clients: number; 
   console.log(`\nconnect: ${count} clients connect, authenticate and subscribe (${batch} handshakes in flight per client process)`);
   const { ids, members } = await seedGroups(ctx.databaseUrl, `con${Date.now() % 100000}`, 1, count);
   const users = members[0]!;
-  const results = {} as Record<Kind, { wallMs: number; cpuMsPerClient: number }>;
+  const results = {} as Record<Kind, { wallMs: number; cpuMsPerClient: number; retries: number }>;
   for (const kind of KINDS) {
     const target = await startTarget(kind, ctx, ids[0]!, users[0]!, { auth: true });
     try {
@@ -28,9 +28,9 @@ export async function connectScenario(ctx: Context, options: { clients: number; 
       await target.connect(users, batch);
       const { seq, at } = await target.settle(count);
       const cpu = (await target.server!.cpu()) - cpuBefore;
-      await target.clients.verify(`connect ${LABEL[kind]}`, seq);
-      results[kind] = { wallMs: Math.round(at - started), cpuMsPerClient: round(cpu / 1000 / count, 3) };
-      log(`${LABEL[kind].padEnd(10)} all ${count} subscribed in ${results[kind].wallMs} ms; server CPU ${results[kind].cpuMsPerClient} ms per client`);
+      const { retries } = await target.clients.verify(`connect ${LABEL[kind]}`, seq);
+      results[kind] = { wallMs: Math.round(at - started), cpuMsPerClient: round(cpu / 1000 / count, 3), retries };
+      log(`${LABEL[kind].padEnd(10)} all ${count} subscribed in ${results[kind].wallMs} ms; server CPU ${results[kind].cpuMsPerClient} ms per client (${retries} handshakes retried)`);
     } finally {
       await target.stop();
     }

@@ -204,7 +204,7 @@ export class Clients {
    * ascending order and no subscription ended in an error; with `lastSeq`,
    * also unless every socket's last seq is exactly that (none missed the end).
    */
-  async verify(what: string, lastSeq?: number): Promise<{ sockets: number }> {
+  async verify(what: string, lastSeq?: number): Promise<{ sockets: number; retries: number }> {
     const replies = await Promise.all(this.workers.map((worker) => this.ask(worker, { cmd: 'check' })));
     const sockets = replies.reduce((sum, reply) => sum + reply.sockets, 0);
     const violations = replies.reduce((sum, reply) => sum + reply.violations, 0);
@@ -215,7 +215,7 @@ export class Clients {
       const max = Math.max(...replies.map((reply) => reply.maxLast));
       if (min !== lastSeq || max !== lastSeq) throw new Error(`${what}: sockets end between seq ${min} and ${max}, expected all at ${lastSeq}`);
     }
-    return { sockets };
+    return { sockets, retries: replies.reduce((sum, reply) => sum + reply.retries, 0) };
   }
 
   /** Drops every socket at once (client side, as a network blip or a dead load balancer would). */

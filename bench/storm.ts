@@ -25,6 +25,7 @@ export async function stormScenario(ctx: Context, options: { clients: number; mi
   const clients = await Clients.start(ctx.workers);
   const wsUrl = `ws://127.0.0.1:${chat.port}/graphql`;
   let oursMs: number;
+  let oursRetries = 0;
   try {
     const send = await socketSender(wsUrl, ctx.secret, users[0]!);
     // Two messages before anyone connects; subscribing from afterSeq 0 replays them, so every socket starts with a cursor.
@@ -32,7 +33,7 @@ export async function stormScenario(ctx: Context, options: { clients: number; mi
     let seq = await send(conversation, 'before 2');
     await clients.connect({ url: wsUrl, mode: 'graphql', users, secret: ctx.secret, query: MESSAGE_ADDED, variables: { c: conversation, a: 0 }, batch: wave });
     await clients.waitFor([1, 2], count, 120_000);
-    await clients.verify('storm: before the drop', seq);
+    const { retries: before } = await clients.verify('storm: before the drop', seq);
     await clients.drop();
     await sleep(200);
     const away: number[] = [];
@@ -40,7 +41,8 @@ export async function stormScenario(ctx: Context, options: { clients: number; mi
     const started = now();
     await clients.resume('a', wave);
     oursMs = (await clients.waitFor(away, count, 300_000)) - started;
-    await clients.verify('storm: caught up', seq);
+    const { retries } = await clients.verify('storm: caught up', seq);
+    oursRetries = retries - before;
     const live = await send(conversation, 'live after the storm');
     await clients.waitFor([live], count);
     await clients.verify('storm: live after catching up', live);
@@ -49,14 +51,16 @@ export async function stormScenario(ctx: Context, options: { clients: number; mi
     await clients.close();
     await chat.stop();
   }
-  log(`ours    all ${count} re-subscribed and caught up ${missed} messages in ${Math.round(oursMs)} ms`);
+  log(`ours    all ${count} re-subscribed and caught up ${missed} messages in ${Math.round(oursMs)} ms (${oursRetries} reconnections retried after a refused or reset handshake)`);
 
   // --- raw ws: the same storm of reconnections, nothing to authenticate or replay
   const raw = await startBaseline();
   const rawClients = await Clients.start(ctx.workers);
   let rawMs: number;
+  let rawRetries = 0;
   try {
     await rawClients.connect({ url: `ws://127.0.0.1:${raw.port}/`, mode: 'raw', users, secret: ctx.secret, query: '', variables: {}, batch: wave });
+    const { retries: before } = await rawClients.verify('storm raw: before the drop');
     await rawClients.drop();
     await sleep(200);
     const started = now();
@@ -64,12 +68,12 @@ export async function stormScenario(ctx: Context, options: { clients: number; mi
     rawMs = now() - started;
     await fetch(`http://127.0.0.1:${raw.port}/broadcast?count=1&size=100&from=1`);
     await rawClients.waitFor([1], count);
-    await rawClients.verify('storm raw', 1);
+    rawRetries = (await rawClients.verify('storm raw', 1)).retries - before;
   } finally {
     await rawClients.close();
     await raw.stop();
   }
-  log(`raw ws  accepted ${count} reconnections in ${Math.round(rawMs)} ms`);
+  log(`raw ws  accepted ${count} reconnections in ${Math.round(rawMs)} ms (${rawRetries} retried)`);
   const rows: Row[] = [
     {
       goal: `storm ${count}: all resumed and caught up <= 2x raw ws reconnecting`,
@@ -79,5 +83,5 @@ export async function stormScenario(ctx: Context, options: { clients: number; mi
       met: oursMs <= 2 * rawMs,
     },
   ];
-  return { result: { clients: count, missed, wave, oursMs: Math.round(oursMs), rawMs: Math.round(rawMs) }, rows };
+  return { result: { clients: count, missed, wave, oursMs: Math.round(oursMs), rawMs: Math.round(rawMs), oursRetries, rawRetries }, rows };
 }
