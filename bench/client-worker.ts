@@ -149,7 +149,12 @@ async function openAll(targets: Client[], command: ConnectCommand): Promise<numb
       ready++;
     }
   };
-  await Promise.all(Array.from({ length: Math.min(command.batch ?? 200, targets.length) }, lane));
+  try {
+    await Promise.all(Array.from({ length: Math.min(command.batch ?? 200, targets.length) }, lane));
+  } catch (error) {
+    // How far it got is what `scale` must report when the target count is out of reach.
+    throw new Error(`${error} (${ready} of ${targets.length} open in this client process)`);
+  }
   return ready;
 }
 
