@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { jwtVerify } from 'jose';
 import { WebSocketServer } from 'ws';
 
 /**
@@ -7,6 +8,9 @@ import { WebSocketServer } from 'ws';
  * process shape as the server under test (one Node process, one port).
  *   POST /broadcast?count=M&size=S   sends M frames of S bytes to every socket
  *   GET  /memory                      process.memoryUsage() after a GC
+ * With BASELINE_AUTH=1, a client may first send {"token","room"} (the `connect` scenario's floor for
+ * authenticate + join): the JWT is verified with jose as the API does, the
+ * socket is put in that room's set, and {"ok":true} answers.
  */
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
@@ -30,6 +34,23 @@ const server = http.createServer((req, res) => {
   res.writeHead(404).end();
 });
 const wss = new WebSocketServer({ server, perMessageDeflate: false });
+const key = new TextEncoder().encode(process.env.JWT_SECRET ?? '');
+const rooms = new Map<string, Set<unknown>>();
+// Only when asked for (BASELINE_AUTH=1): a listener per socket would weigh on the idle-memory floor.
+if (process.env.BASELINE_AUTH) wss.on('connection', (socket) => {
+  socket.once('message', async (data) => {
+    try {
+      const { token, room } = JSON.parse(String(data));
+      await jwtVerify(token, key, { algorithms: ['HS256'] });
+      const members = rooms.get(room) ?? new Set();
+      rooms.set(room, members.add(socket));
+      socket.once('close', () => members.delete(socket));
+      socket.send('{"ok":true}');
+    } catch {
+      socket.close(4401);
+    }
+  });
+});
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   process.send?.({ port: (server.address() as { port: number }).port });
 });

@@ -12,10 +12,13 @@ export interface Measured {
   process: ChildProcess;
   /** process.memoryUsage() right after a forced garbage collection, via the inspector protocol. */
   memory(): Promise<NodeJS.MemoryUsage>;
+  /** CPU time (user + system, µs) the process has used so far: far steadier than wall time on a shared machine. */
+  cpu(): Promise<number>;
   stop(): Promise<void>;
 }
 
-async function inspectorMemory(inspectPort: number): Promise<NodeJS.MemoryUsage> {
+/** Evaluates `expression` in the process through the inspector protocol, after `gc` forced collections. */
+async function inspectorEval(inspectPort: number, expression: string, gc = 0): Promise<any> {
   const targets = (await fetch(`http://127.0.0.1:${inspectPort}/json/list`).then((r) => r.json())) as { webSocketDebuggerUrl: string }[];
   const socket = new WebSocket(targets[0]!.webSocketDebuggerUrl);
   await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
@@ -32,14 +35,28 @@ async function inspectorMemory(inspectPort: number): Promise<NodeJS.MemoryUsage>
       socket.send(JSON.stringify({ id: mine, method, params }));
     });
   try {
-    // Two rounds: the first frees what only becomes unreachable after finalizers.
-    await call('HeapProfiler.collectGarbage');
-    await call('HeapProfiler.collectGarbage');
-    const result = await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
+    for (let i = 0; i < gc; i++) await call('HeapProfiler.collectGarbage');
+    const result = await call('Runtime.evaluate', { expression: `JSON.stringify(${expression})`, returnByValue: true });
     return JSON.parse(result.result.value);
   } finally {
     socket.close();
   }
+}
+
+function measured(port: number, inspectPort: number, child: ChildProcess): Measured {
+  return {
+    port,
+    inspectPort,
+    process: child,
+    // Two rounds of GC: the first frees what only becomes unreachable after finalizers.
+    memory: () => inspectorEval(inspectPort, 'process.memoryUsage()', 2),
+    // getrusage of the whole process (all threads), in microseconds.
+    cpu: async () => {
+      const usage = (await inspectorEval(inspectPort, 'process.cpuUsage()')) as NodeJS.CpuUsage;
+      return usage.user + usage.system;
+    },
+    stop: stopper(child),
+  };
 }
 
 async function waitHttp(url: string, child: ChildProcess, timeoutMs = 60_000) {
@@ -78,20 +95,29 @@ export async function startChatServer(env: Record<string, string>): Promise<Meas
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitHttp(`http://127.0.0.1:${port}/ready`, child);
-  return { port, inspectPort, process: child, memory: () => inspectorMemory(inspectPort), stop: stopper(child) };
+  return measured(port, inspectPort, child);
 }
 
-/** The raw `ws` broadcast server the ratios are taken against. */
-export async function startBaseline(): Promise<Measured> {
+async function startScript(script: string, env: Record<string, string>): Promise<Measured> {
   const port = await freePort();
   const inspectPort = await freePort();
-  const child = fork(fileURLToPath(new URL('./baseline-ws.ts', import.meta.url)), [], {
+  const child = fork(fileURLToPath(new URL(script, import.meta.url)), [], {
     execArgv: [`--inspect=127.0.0.1:${inspectPort}`, '--import', 'tsx'],
-    env: { ...process.env, PORT: String(port) },
+    env: { ...process.env, ...env, PORT: String(port) },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   await waitHttp(`http://127.0.0.1:${port}/memory`, child);
-  return { port, inspectPort, process: child, memory: () => inspectorMemory(inspectPort), stop: stopper(child) };
+  return measured(port, inspectPort, child);
+}
+
+/** The raw `ws` broadcast server the ratios are taken against (env: JWT_SECRET and BASELINE_AUTH=1 for authenticated joins). */
+export function startBaseline(env: Record<string, string> = {}): Promise<Measured> {
+  return startScript('./baseline-ws.ts', env);
+}
+
+/** The Socket.IO 4 rooms peer (bench/peer-socketio.ts); env: DATABASE_URL, JWT_SECRET. */
+export function startSocketIoPeer(env: Record<string, string>): Promise<Measured> {
+  return startScript('./peer-socketio.ts', env);
 }
 
 /** Load-generating worker processes (bench/client-worker.ts), each holding a share of the sockets. */
@@ -105,6 +131,8 @@ export class Clients {
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       }),
     );
+    // Loading a worker (tsx, ws, socket.io-client) takes seconds on a busy machine: not part of any measurement.
+    await Promise.all(workers.map((worker) => new Promise((resolve, reject) => worker.once('message', resolve).once('exit', reject))));
     return new Clients(workers);
   }
 
@@ -116,7 +144,16 @@ export class Clients {
   }
 
   /** Splits `users` over the workers; each opens one socket per user and subscribes. */
-  async connect(options: { url: string; mode: 'graphql' | 'raw'; users: string[]; secret: string; query: string; variables: object | object[] }) {
+  async connect(options: {
+    url: string;
+    mode: 'graphql' | 'raw' | 'rawauth' | 'socketio';
+    users: string[];
+    secret: string;
+    query: string;
+    variables: object | object[];
+    room?: string;
+    batch?: number;
+  }) {
     const share = Math.ceil(options.users.length / this.workers.length);
     const replies = await Promise.all(
       this.workers.map((worker, i) =>
@@ -160,6 +197,36 @@ export class Clients {
   async latencies(): Promise<number[]> {
     const replies = await Promise.all(this.workers.map((worker) => this.ask(worker, { cmd: 'latencies' })));
     return replies.flatMap((reply) => reply.latencies as number[]);
+  }
+
+  /**
+   * Fails loudly unless every socket saw each seq at most once and in
+   * ascending order and no subscription ended in an error; with `lastSeq`,
+   * also unless every socket's last seq is exactly that (none missed the end).
+   */
+  async verify(what: string, lastSeq?: number): Promise<{ sockets: number; retries: number }> {
+    const replies = await Promise.all(this.workers.map((worker) => this.ask(worker, { cmd: 'check' })));
+    const sockets = replies.reduce((sum, reply) => sum + reply.sockets, 0);
+    const violations = replies.reduce((sum, reply) => sum + reply.violations, 0);
+    const errors = replies.flatMap((reply) => reply.errors as string[]);
+    if (violations || errors.length) throw new Error(`${what}: ${violations} duplicate or out-of-order deliveries, errors: ${errors.slice(0, 5).join(' | ')}`);
+    if (lastSeq !== undefined) {
+      const min = Math.min(...replies.map((reply) => reply.minLast));
+      const max = Math.max(...replies.map((reply) => reply.maxLast));
+      if (min !== lastSeq || max !== lastSeq) throw new Error(`${what}: sockets end between seq ${min} and ${max}, expected all at ${lastSeq}`);
+    }
+    return { sockets, retries: replies.reduce((sum, reply) => sum + reply.retries, 0) };
+  }
+
+  /** Drops every socket at once (client side, as a network blip or a dead load balancer would). */
+  async drop(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => this.ask(worker, { cmd: 'drop' })));
+  }
+
+  /** Reconnects every socket, each resuming from the last seq it saw (as `cursorVariable`). */
+  async resume(cursorVariable: string, batch: number): Promise<number> {
+    const replies = await Promise.all(this.workers.map((worker) => this.ask(worker, { cmd: 'resume', cursorVariable, batch })));
+    return replies.reduce((sum, reply) => sum + reply.connected, 0) as number;
   }
 
   async reset(): Promise<void> {
