@@ -137,6 +137,31 @@ describe('the graphql-transport-ws protocol', () => {
     p.close();
   });
 
+  it("answers a send before the send's own fan-out: the sender never waits for delivery", async () => {
+    // One socket both subscribed to the conversation and sending into it:
+    // the mutation's answer must be written before the fan-out of the same
+    // message starts (docs/architecture.md, "A message, from sendMessage to a
+    // subscriber's socket", step 2), so it arrives first.
+    const p = await peer();
+    await p.init();
+    const c = (await alice.ok('mutation { createGroup(title: "answer first", memberIds: []) { id } }')).createGroup.id;
+    p.send({ id: 's', type: 'subscribe', payload: { query: 'subscription($c: ID!) { messageAdded(conversationId: $c, afterSeq: 0) { seq } }', variables: { c } } });
+    const send = (id: string) =>
+      p.send({ id, type: 'subscribe', payload: { query: 'mutation($c: ID!, $m: String!) { sendMessage(conversationId: $c, body: "x", clientMessageId: $m) { seq } }', variables: { c, m: id } } });
+    send('warm');
+    await p.until(() => p.frames.some((f) => f.id === 's' && f.payload?.data?.messageAdded?.seq === 1), 'the first message live');
+    for (const id of ['m2', 'm3', 'm4']) {
+      send(id);
+      const seq = Number(id.slice(1));
+      await p.until(() => p.frames.some((f) => f.id === 's' && f.payload?.data?.messageAdded?.seq === seq), `message ${seq} on the subscription`);
+      const answer = p.frames.findIndex((f) => f.id === id && f.type === 'next');
+      const delivery = p.frames.findIndex((f) => f.id === 's' && f.payload?.data?.messageAdded?.seq === seq);
+      expect(p.frames[answer].payload).toEqual({ data: { sendMessage: { seq } } });
+      expect(answer, `answer of ${id} before its delivery`).toBeLessThan(delivery);
+    }
+    p.close();
+  });
+
   it('lets a client reuse an id once its operation completed, however the starts and completes interleave', async () => {
     const p = await peer();
     await p.init();

@@ -189,11 +189,14 @@ export function createMessageService(
         const names = await users.getMany([rootSenderId]);
         threadRoot = messageFromJson(row.thread_root, names.get(rootSenderId) ?? { id: rootSenderId, name: rootSenderId });
       }
+      // Up in the members' lists, on their own shards (docs/citus.md, "The conversation list"); never throws.
+      // Before the announcement, so that nothing is awaited after it: an
+      // in-process fan-out starts on the next turn of the event loop, and an
+      // await here would let the sender's answer wait behind it.
+      await inbox.moved(conversationId, row.sent_at, viewer.id, row.member_ids);
       // Announced, not awaited: the sender never waits for fan-out, and a lost
       // announcement is repaired by the position check (docs/architecture.md).
       events.messageSent(message, threadRoot, { memberCount: row.members, memberIds: row.member_ids });
-      // Up in the members' lists, on their own shards (docs/citus.md, "The conversation list"); never throws.
-      await inbox.moved(conversationId, row.sent_at, viewer.id, row.member_ids);
       return message;
     },
 
