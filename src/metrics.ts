@@ -12,7 +12,7 @@ export function createMetrics(sources: {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'chat_' });
 
-  const counts = { delivered: 0, messagesSent: 0, publishFailed: 0, repaired: 0 };
+  const counts = { delivered: 0, messagesSent: 0, publishFailed: 0, repaired: 0, slowConsumerWs: 0, slowConsumerSse: 0 };
   const subscriptions = new Map<string, number>();
 
   new client.Counter({
@@ -22,6 +22,17 @@ export function createMetrics(sources: {
     collect() {
       this.reset();
       this.inc(counts.publishFailed);
+    },
+  });
+  new client.Counter({
+    name: 'chat_slow_consumers_cut_total',
+    help: 'Connections cut off for falling more than MAX_SOCKET_BUFFER_BYTES behind (WebSocket closed with 1013, event stream ended); their clients resume from their cursors',
+    labelNames: ['transport'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ transport: 'ws' }, counts.slowConsumerWs);
+      this.inc({ transport: 'sse' }, counts.slowConsumerSse);
     },
   });
   new client.Counter({
@@ -134,6 +145,10 @@ export function createMetrics(sources: {
     },
     subscriptionEnded(field: string) {
       subscriptions.set(field, (subscriptions.get(field) ?? 1) - 1);
+    },
+    slowConsumerCut(transport: 'ws' | 'sse') {
+      if (transport === 'ws') counts.slowConsumerWs++;
+      else counts.slowConsumerSse++;
     },
     operation(type: string, field: string, seconds: number) {
       operationDuration.observe({ type, field }, seconds);

@@ -178,10 +178,22 @@ describe('a subscriber that stops reading', () => {
   });
 
   /** Sends big messages until `ended` says the server gave up on the reader (or a generous number was sent). */
-  async function flood(sender: TestUser, c: string, ended: () => boolean): Promise<number> {
+  /** Connections the server has cut off as slow consumers (its /metrics), by transport. */
+  async function cuts(transport: 'ws' | 'sse'): Promise<number> {
+    const text = await fetch(`http://127.0.0.1:${tight.port}/metrics`).then((r) => r.text());
+    return Number(new RegExp(`^chat_slow_consumers_cut_total\\{transport="${transport}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  }
+
+  /**
+   * Sends until `ended` says the server cut the slow reader off. Decided on
+   * the server's side: a paused reader cannot see its close frame, and a
+   * flood that went on past ws's close timeout (30 s, on a loaded machine)
+   * would see the socket destroyed (1006) instead.
+   */
+  async function flood(sender: TestUser, c: string, ended: () => boolean | Promise<boolean>): Promise<number> {
     const body = 'x'.repeat(4000);
     let sent = 0;
-    while (!ended() && sent < 4000) {
+    while (!(await ended()) && sent < 4000) {
       await Promise.all(Array.from({ length: 20 }, () => sender.ok(SEND, { c, b: body, m: uid('flood') })));
       sent += 20;
     }
@@ -205,11 +217,13 @@ describe('a subscriber that stops reading', () => {
     const healthy = carol.subscribe(SEQ_ONLY, { c });
     await tight.live(before + 2);
     // Bob stops reading: the kernel buffers fill, then the server's.
+    const cutBefore = await cuts('ws');
     (socket as unknown as { _socket: { pause(): void } })._socket.pause();
-    const sent = await flood(alice, c, () => closedWith !== undefined || socket.readyState !== socket.OPEN);
+    const sent = await flood(alice, c, async () => closedWith !== undefined || (await cuts('ws')) > cutBefore);
     (socket as unknown as { _socket: { resume(): void } })._socket.resume();
     await new Promise<void>((resolve) => (closedWith !== undefined ? resolve() : socket.once('close', () => resolve())));
     expect(closedWith).toBe(1013);
+    expect(await cuts('ws')).toBe(cutBefore + 1);
     await healthy.until((h) => h.data.at(-1)?.messageAdded.seq === sent, 60_000, `seq ${sent}`);
   }, 180_000);
 
@@ -232,11 +246,13 @@ describe('a subscriber that stops reading', () => {
     response.pause(); // Bob stops reading
     const healthy = carol.subscribe(SEQ_ONLY, { c });
     await tight.live(before + 2);
-    const sent = await flood(alice, c, () => ended);
+    const cutBefore = await cuts('sse');
+    const sent = await flood(alice, c, async () => ended || (await cuts('sse')) > cutBefore);
     response.resume();
     response.on('data', () => {});
     await new Promise<void>((resolve) => (ended ? resolve() : response.once('close', () => resolve())));
     expect(ended).toBe(true);
+    expect(await cuts('sse')).toBe(cutBefore + 1);
     // Bob's subscription is over on the server too: only carol's is left.
     for (let waited = 0; tight.app.realtime.hub.stats().live > before + 1 && waited < 5000; waited += 50) await settle(50);
     expect(tight.app.realtime.hub.stats().live).toBe(before + 1);

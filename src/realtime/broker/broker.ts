@@ -91,6 +91,8 @@ export interface RealtimeObserver {
   repaired(count: number): void;
   subscriptionStarted(field: string): void;
   subscriptionEnded(field: string): void;
+  /** A connection fell more than MAX_SOCKET_BUFFER_BYTES behind and was cut off (WebSocket 1013, event stream ended). */
+  slowConsumerCut(transport: 'ws' | 'sse'): void;
 }
 
 export const ignoreObserver: RealtimeObserver = {
@@ -102,4 +104,5 @@ export const ignoreObserver: RealtimeObserver = {
   repaired() {},
   subscriptionStarted() {},
   subscriptionEnded() {},
+  slowConsumerCut() {},
 };

@@ -155,6 +155,7 @@ class SocketSink extends RenderingSink {
     if (socket.bufferedAmount > this.protocol.maxBufferedBytes) {
       // It cannot keep up; holding an ever-growing backlog would hurt every
       // other socket. The client reconnects and resumes from its cursor.
+      this.protocol.observer.slowConsumerCut('ws');
       socket.close(CloseReason.SlowConsumer, 'Slow consumer: reconnect and resume from your cursor');
       return;
     }

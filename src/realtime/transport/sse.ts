@@ -105,6 +105,7 @@ class EventSink extends RenderingSink {
     if (res.writableLength > this.transport.maxBufferedBytes) {
       // As a WebSocket's 1013: cut off, the client reconnects and resumes from its cursor.
       this.stream.finished = true;
+      this.transport.observer.slowConsumerCut('sse');
       res.destroy();
       this.onFinish();
       return;
