@@ -150,8 +150,10 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     const operations = new Operations({ schema, guard, renderers: realtime.renderers, maskError: maskAndCount, onError });
     const onOperation = (ids: Record<string, string>, document: Parameters<typeof describe>[0], operationName: string | null | undefined, seconds: number, errors: string[] | undefined) =>
       recordOperation(logger, metrics, ids, describe(document, operationName), seconds, errors);
-    const onSubscriptionStart = (ids: Record<string, string>, document: Parameters<typeof describe>[0], operationName: string | null | undefined) =>
-      logger.debug({ ...ids, operation: describe(document, operationName) }, 'subscription started');
+    // Built only when debug logging is on: every subscription start passes here.
+    const onSubscriptionStart = (ids: Record<string, string>, document: Parameters<typeof describe>[0], operationName: string | null | undefined) => {
+      if (logger.isLevelEnabled('debug')) logger.debug({ ...ids, operation: describe(document, operationName) }, 'subscription started');
+    };
     const transportOptions = {
       operations,
       renderers: realtime.renderers,
