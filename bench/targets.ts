@@ -102,7 +102,10 @@ export async function startTarget(
       for (;;) {
         const seq = await send(conversation, 'fan-out bench message');
         try {
-          return { seq, at: await clients.waitFor([seq], members, 200) };
+          // A round is one message's fan-out: give it time to reach every
+          // socket (a 10,000-socket broadcast takes 100–300 ms here) before
+          // concluding some were not subscribed yet and sending another.
+          return { seq, at: await clients.waitFor([seq], members, Math.max(200, members / 4)) };
         } catch (error) {
           if (Date.now() > deadline) throw error;
         }
