@@ -6,8 +6,12 @@ import type { Database } from '../db/client.js';
  * `conversations` list on their own shard (docs/citus.md, "The conversation
  * list"). After a send commits:
  *
- * - the sender's row moves at once (one single-shard statement, awaited), so
- *   the sender's next list read shows it;
+ * - the sender's row moves before the send is answered (awaited), so the
+ *   sender's next list read shows it. Moves requested while one statement is
+ *   in flight are written together by the next (group commit, RowMoves
+ *   below): one single-shard statement per send when sends are rare, one
+ *   statement per batch under load (measured: at 1,000 sends/s a statement
+ *   per send here was 40% of the database's statements);
  * - the other members' rows move in the background, at most once per
  *   OTHERS_INTERVAL_MS per conversation per instance for a conversation whose
  *   member list came back with the send, and once per LARGE_INTERVAL_MS for a
@@ -48,10 +52,12 @@ interface Later {
 export function createInboxOrder(db: Database, onError: (error: unknown, what: string) => void = () => {}): InboxOrder {
   const later = new Map<string, Later>();
 
+  const rows = new RowMoves(db);
+
   async function write(conversationId: string, at: Date, members: ReadonlySet<string> | null): Promise<void> {
-    // One member by equality: a single-shard statement. Several: one row on each member's shard.
-    const userId = members === null ? undefined : members.size === 1 ? [...members][0]! : { in: [...members] };
-    await db.userConversation.updateMany({ where: { conversationId, activeAt: { lt: at }, ...(userId !== undefined && { userId }) }, data: { activeAt: at } });
+    // Named members: their rows, written with whatever else is queued. Null: every row of the conversation.
+    if (members) await Promise.all([...members].map((userId) => rows.move(userId, conversationId, at)));
+    else await db.userConversation.updateMany({ where: { conversationId, activeAt: { lt: at } }, data: { activeAt: at } });
   }
 
   function schedule(conversationId: string, at: Date, members: Set<string> | null, interval: number): void {
@@ -99,11 +105,95 @@ export function createInboxOrder(db: Database, onError: (error: unknown, what: s
     }
   }
 
+  
   return {
     async moved(conversationId, at, senderId, memberIds) {
       const others = memberIds ? new Set(memberIds.filter((id) => id !== senderId)) : null;
       if (!others || others.size > 0) schedule(conversationId, at, others, others ? OTHERS_INTERVAL_MS : LARGE_INTERVAL_MS);
-      await write(conversationId, at, new Set([senderId])).catch((error) => onError(error, 'inbox order'));
+      await rows.move(senderId, conversationId, at).catch((error) => onError(error, 'inbox order'));
     },
   };
+}
+
+/** Rows per statement at most (a bound on its size; more wait for the next). */
+const MOVES_PER_STATEMENT = 500;
+
+interface RowMove {
+  userId: string;
+  conversationId: string;
+  at: Date;
+  done: { resolve(): void; reject(error: unknown): void }[];
+}
+
+/**
+ * Group commit of moves of single rows (a sender's, and the other members'
+ * of small conversations). A move is written at once when no statement is
+ * in flight; otherwise it waits for that one to commit and goes with every
+ * move queued meanwhile, so the number of statements follows the database's
+ * pace, not the send rate. Each caller is answered when the statement
+ * holding its move has committed.
+ *
+ * One row: an UPDATE by its primary key (single-shard on Citus). Several:
+ * one call of chat_move_inbox_rows (migration 20261205000000_inbox_moves),
+ * the rows sorted so that concurrent writers (other instances) lock them in
+ * the same order. Rows only move forward; a row queued twice keeps its
+ * latest time.
+ */
+class RowMoves {
+  private readonly queue = new Map<string, RowMove>();
+  private writing = false;
+
+  constructor(private readonly db: Database) {}
+
+  move(userId: string, conversationId: string, at: Date): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const key = `${userId} ${conversationId}`;
+      const queued = this.queue.get(key);
+      if (queued) {
+        if (at > queued.at) queued.at = at;
+        queued.done.push({ resolve, reject });
+      } else {
+        this.queue.set(key, { userId, conversationId, at, done: [{ resolve, reject }] });
+      }
+      if (!this.writing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.writing || this.queue.size === 0) return;
+    const batch: RowMove[] = [];
+    for (const [key, move] of this.queue) {
+      batch.push(move);
+      this.queue.delete(key);
+      if (batch.length === MOVES_PER_STATEMENT) break;
+    }
+    this.writing = true;
+    try {
+      await this.write(batch);
+      for (const move of batch) for (const done of move.done) done.resolve();
+    } catch (error) {
+      for (const move of batch) for (const done of move.done) done.reject(error);
+    } finally {
+      this.writing = false;
+      void this.flush();
+    }
+  }
+
+  private async write(batch: RowMove[]): Promise<void> {
+    if (batch.length === 1) {
+      const [move] = batch as [RowMove];
+      await this.db.sql.query(
+        'UPDATE user_conversations SET active_at = $3 WHERE user_id = $1 AND conversation_id = $2 AND active_at < $3',
+        [move.userId, move.conversationId, move.at],
+        'chat_move_inbox_row',
+      );
+      return;
+    }
+    batch.sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : a.conversationId < b.conversationId ? -1 : a.conversationId > b.conversationId ? 1 : 0));
+    await this.db.sql.query(
+      'SELECT chat_move_inbox_rows($1::text[], $2::uuid[], $3::timestamptz[])',
+      [batch.map((m) => m.userId), batch.map((m) => m.conversationId), batch.map((m) => m.at)],
+      'chat_move_inbox_rows',
+    );
+  }
 }

@@ -37,10 +37,15 @@ export interface SendOptions {
   threadRootSeq?: number | null;
 }
 
+const SEND_STATEMENT = `
+  SELECT outcome, sent_seq, sent_event_seq, sent_at, members, member_ids, thread_root
+    FROM chat_send_message($1::uuid, $2::text, $3::uuid, $4::text, $5::text, $6::timestamptz, $7::integer, $8::integer, $9::integer)`;
+
 function isUniqueViolation(error: unknown): boolean {
   // Prisma surfaces a raw query's PostgreSQL error code in several places depending on the path taken.
   const e = error as { code?: string; meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string; kind?: string } } }; message?: string };
   return (
+    e?.code === '23505' || // node-postgres
     e?.meta?.code === '23505' ||
     e?.meta?.driverAdapterError?.cause?.originalCode === '23505' ||
     e?.meta?.driverAdapterError?.cause?.kind === 'UniqueConstraintViolation' ||
@@ -134,13 +139,9 @@ export function createMessageService(
       try {
         // One call, one round trip (migrations 20261203000100_event_functions, 20261203000300_sent_event_seq).
         // Queued here, not on the row lock, past two in flight (a hot conversation must not fill the pool).
-        rows = await oneConversationAtATime(
-          conversationId,
-          () => db.$queryRaw`
-          SELECT outcome, sent_seq, sent_event_seq, sent_at, members, member_ids, thread_root
-            FROM chat_send_message(${conversationId}::uuid, ${viewer.id}, ${messageId}::uuid, ${text}, ${cmid},
-                                   ${new Date()}::timestamptz, ${events.memberListMax}::integer,
-                                   ${replyToSeq}::integer, ${threadRootSeq}::integer)`,
+        // Straight to node-postgres, prepared once per connection (src/db/client.ts says why).
+        rows = await oneConversationAtATime(conversationId, () =>
+          db.sql.query(SEND_STATEMENT, [conversationId, viewer.id, messageId, text, cmid, new Date(), events.memberListMax, replyToSeq, threadRootSeq], 'chat_send_message'),
         );
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
