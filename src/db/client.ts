@@ -7,7 +7,7 @@ import { createPool } from './connection.js';
  * list) bypass Prisma's query engine and go straight to node-postgres on the
  * same pool: measured, Prisma's engine cost about 0.24 ms of CPU per raw
  * statement against node-postgres's 0.07 ms, the largest part of a send's
- * cost in the process (docs/architecture.md, "The send path"). Same
+ * cost in the process (docs/architecture.md, step 1 of a message's path). Same
  * connections, same observer, same error shapes (node-postgres's errors carry
  * the SQLSTATE in `code`; src/db/errors.ts reads both).
  */
