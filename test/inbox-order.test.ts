@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { TestServer, uid, type TestUser } from './support/server.js';
@@ -82,5 +83,29 @@ describe("the inbox index's order", () => {
     await m2.ok(SEND, { c: group, b: 'hello all', m: 'g-1' });
     expect((await list(m2))[0]).toBe(group);
     for (const member of [owner, m1]) await eventually(async () => (await list(member))[0] === group, `the group at the top of ${member.id}'s list`);
+  });
+
+  it('moves a batch of rows in one call of chat_move_inbox_rows: each pair alone, only forward (several user shards on Citus)', async () => {
+    // What the group commit sends when moves coincide (src/chat/inbox-order.ts).
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    const people = Array.from({ length: 12 }, () => uid('batch'));
+    await db.query('INSERT INTO users (id, name) SELECT u, u FROM unnest($1::text[]) u', [people]);
+    for (const c of ids) await db.query("INSERT INTO conversations (id, kind, title, member_count) VALUES ($1, 'GROUP', 't', 12)", [c]);
+    for (const c of ids) await db.query("INSERT INTO user_conversations (user_id, conversation_id, active_at) SELECT u, $1, '2020-01-01' FROM unnest($2::text[]) u", [c, people]);
+    const at = new Date('2026-01-01T00:00:00Z');
+    // Every person in the first two conversations, one person earlier than now in the first.
+    const pairs = people.flatMap((u) => ids.slice(0, 2).map((c) => ({ u, c, at: u === people[0] && c === ids[0] ? new Date('2019-01-01') : at })));
+    const move = () =>
+      db.query<{ moved: number }>('SELECT chat_move_inbox_rows($1::text[], $2::uuid[], $3::timestamptz[]) AS moved', [pairs.map((p) => p.u), pairs.map((p) => p.c), pairs.map((p) => p.at)]);
+    expect((await move())[0]!.moved).toBe(23);
+    const rows = await db.query<{ conversation_id: string; active_at: Date; n: number }>(
+      'SELECT conversation_id::text, active_at, count(*)::int AS n FROM user_conversations WHERE conversation_id = ANY($1::uuid[]) GROUP BY 1, 2',
+      [ids],
+    );
+    const count = (c: string, when: string) => rows.find((r) => r.conversation_id === c && r.active_at.toISOString() === when)?.n ?? 0;
+    expect([count(ids[0]!, at.toISOString()), count(ids[0]!, '2020-01-01T00:00:00.000Z')]).toEqual([11, 1]);
+    expect(count(ids[1]!, at.toISOString())).toBe(12);
+    expect(count(ids[2]!, '2020-01-01T00:00:00.000Z')).toBe(12);
+    expect((await move())[0]!.moved).toBe(0);
   });
 });
