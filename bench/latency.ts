@@ -26,7 +26,7 @@ export async function measureLatency(ctx: Context, options: LatencyOptions, grap
   const httpUrl = graphqlUrl ?? `http://127.0.0.1:${chat!.port}/graphql`;
   const clients = await Clients.start(Math.min(ctx.workers, 2));
   const senders: Awaited<ReturnType<typeof socketSender>>[] = [];
-  const perRun: { p50: number; p95: number; p99: number; max: number; achievedRate: number; delivered: number }[] = [];
+  const perRun: { p50: number; p95: number; p99: number; max: number; ackP50: number; ackP99: number; achievedRate: number; delivered: number }[] = [];
   try {
     const users = members.flat();
     await clients.connect({ url: httpUrl.replace(/^http/, 'ws'), mode: 'graphql', users, secret: ctx.secret, query: 'subscription { inbox { ... on Message { seq body conversationId } } }', variables: {} });
@@ -47,6 +47,8 @@ export async function measureLatency(ctx: Context, options: LatencyOptions, grap
       let sent = 0;
       let failed = 0;
       const inflight = new Set<Promise<unknown>>();
+      // How long each send took to be acknowledged (stored): what part of send → receive is the write path.
+      const acks: number[] = [];
       const started = now();
       const total = rate * durationS;
       while (sent < total) {
@@ -54,7 +56,11 @@ export async function measureLatency(ctx: Context, options: LatencyOptions, grap
         const wait = due - now();
         if (wait > 1) await sleep(wait);
         const g = sent % groups;
-        const p = senders[g]!(ids[g]!, `t=${now()}`).catch(() => failed++);
+        const at = now();
+        const p = senders[g]!(ids[g]!, `t=${at}`).then(
+          () => void acks.push(now() - at),
+          () => failed++,
+        );
         inflight.add(p);
         void p.finally(() => inflight.delete(p));
         sent++;
@@ -72,11 +78,13 @@ export async function measureLatency(ctx: Context, options: LatencyOptions, grap
         p95: round(percentile(latencies, 95)),
         p99: round(percentile(latencies, 99)),
         max: round(Math.max(...latencies)),
+        ackP50: round(percentile(acks, 50)),
+        ackP99: round(percentile(acks, 99)),
         achievedRate: Math.round(sent / sendSeconds),
         delivered: latencies.length,
       };
       perRun.push(result);
-      log(`run ${run}: p50 ${result.p50} ms, p95 ${result.p95} ms, p99 ${result.p99} ms, max ${result.max} ms (${result.achievedRate} msg/s sent, ${result.delivered} delivered)`);
+      log(`run ${run}: p50 ${result.p50} ms, p95 ${result.p95} ms, p99 ${result.p99} ms, max ${result.max} ms; acknowledged p50 ${result.ackP50} ms, p99 ${result.ackP99} ms (${result.achievedRate} msg/s sent, ${result.delivered} delivered)`);
     }
   } finally {
     for (const send of senders) send.close();
