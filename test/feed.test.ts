@@ -112,4 +112,42 @@ describe('the conversation feed', () => {
     f.fail(new Error('database unavailable'));
     await expect(joined).rejects.toThrow('database unavailable');
   });
+
+  it('hands what queued up during a slow emission to each member as one corked batch, in order, once', async () => {
+    const { feed: f } = feed();
+    f.initialize(0);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let first = true;
+    // Shape A renders its first message slowly: messages 2..6 queue up meanwhile.
+    const a = subscriber('shape A', 0, () => (first ? ((first = false), gate) : Promise.resolve()));
+    const log: string[] = [];
+    const corked = (name: string, cursor: number) => {
+      const seqs: number[] = [];
+      const sink: FeedSink<MessageRecord> = {
+        shareKey: 'shape A',
+        render: (message) => `{"seq":${message.seq}}`,
+        deliver: (message) => {
+          seqs.push(message.seq);
+          log.push(`${name}:${message.seq}`);
+        },
+        cork: () => log.push(`${name}:cork`),
+        uncork: () => log.push(`${name}:uncork`),
+        closed: false,
+      };
+      return { member: { cursor, sink } as FeedMember<MessageRecord>, seqs };
+    };
+    await f.join(a.member);
+    const b = corked('b', 0);
+    const c = corked('c', 0);
+    await f.join(b.member);
+    await f.join(c.member);
+    for (const message of [stored[0]!, stored[2]!, stored[1]!, stored[1]!, stored[3]!, stored[4]!, stored[5]!]) f.push(message);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    release();
+    await until(() => [a, b, c].every((s) => s.seqs.length === 6));
+    for (const s of [a, b, c]) expect(s.seqs).toEqual([1, 2, 3, 4, 5, 6]);
+    // Message 1 alone (nothing else had arrived), then 2..6 together, each member's inside one cork.
+    expect(log).toEqual(['b:1', 'c:1', 'b:cork', 'b:2', 'b:3', 'b:4', 'b:5', 'b:6', 'b:uncork', 'c:cork', 'c:2', 'c:3', 'c:4', 'c:5', 'c:6', 'c:uncork']);
+  });
 });

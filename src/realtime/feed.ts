@@ -21,6 +21,12 @@ export interface FeedSink<T> {
   render(item: T): string | Promise<string>;
   /** Hands over an item in key order; `payload` is the rendered JSON when shareKey is set. */
   deliver(item: T, payload: string | undefined): void;
+  /**
+   * Bracket several deliveries to this sink (a batch): the transport holds
+   * its writes until `uncork` and sends them in one system call.
+   */
+  cork?(): void;
+  uncork?(): void;
   readonly closed: boolean;
 }
 
@@ -47,8 +53,10 @@ class Advance {
 const RENDER_CACHE = 32;
 const RENDER_FAILED = JSON.stringify({ errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
 const PAGE = 200;
-/** Live members handed an item before the feed lets other work run (a fan-out to 10,000 sockets yields). */
+/** Deliveries handed before the feed lets other work run (a fan-out to 10,000 sockets yields). */
 const SLICE = 1000;
+/** Items emitted together at most: what queued up during the previous batch (a burst). */
+const BATCH = RENDER_CACHE;
 
 export interface FeedOptions<T> {
   conversationId: string;
@@ -252,20 +260,27 @@ export class ConversationFeed<T> {
     if (!this.emitting) void this.pump();
   }
 
-  /** Emits queued items one at a time; asynchronous renders (rare) keep the order. */
+  /**
+   * Emits queued items in order, in batches of the items that queued up
+   * while the previous batch went out (a burst into a large group); an
+   * asynchronous render (rare) keeps the order.
+   */
   private async pump(): Promise<void> {
     this.emitting = true;
     try {
       while (this.queue.length > 0) {
-        const next = this.queue.shift()!;
+        const next = this.queue[0]!;
         if (next instanceof Advance) {
+          this.queue.shift();
           if (next.through > this.emittedSeq) {
             this.emittedSeq = next.through;
             if (this.recent.length === 0) this.recentFloor = next.through;
           }
           continue;
         }
-        await this.emit(next);
+        let count = 1;
+        while (count < BATCH && count < this.queue.length && !(this.queue[count] instanceof Advance)) count++;
+        await this.emit(this.queue.splice(0, count) as T[]);
       }
     } catch (error) {
       this.onError(error, 'emit');
@@ -274,41 +289,64 @@ export class ConversationFeed<T> {
     }
   }
 
-  private async emit(item: T): Promise<void> {
-    const key = this.keyOf(item);
-    const payloads = new Map<Group<T>, string>();
-    // A member may join live while a render is awaited, possibly with a share
-    // key no group had: render until every current group has its payload, so
-    // nobody who is live when the item is handed out misses it.
+  /**
+   * Hands consecutive items to every live member, member by member: each
+   * member gets all of them in one corked write (one system call per socket
+   * per batch, not per item: the write is most of a delivery's cost). Each
+   * item is rendered once per share key. Members joining meanwhile (cursor
+   * at emittedSeq, which moves only at the end) are reached by the same loop.
+   */
+  private async emit(items: T[]): Promise<void> {
+    const payloads = new Map<Group<T>, string[]>();
+    // Render every group's payloads first (usually synchronous; a render
+    // that reads the database is awaited here, before anything is handed).
     for (;;) {
       const waiting: Promise<void>[] = [];
       for (const group of this.groups.values()) {
         if (payloads.has(group)) continue;
-        const payload = this.renderFor(group, item);
-        if (typeof payload === 'string') payloads.set(group, payload);
-        else waiting.push(payload.then((json) => void payloads.set(group, json)));
+        const rendered = items.map((item) => this.renderFor(group, item));
+        if (rendered.every((payload) => typeof payload === 'string')) payloads.set(group, rendered as string[]);
+        else waiting.push(Promise.all(rendered).then((all) => void payloads.set(group, all)));
       }
       if (waiting.length === 0) break;
       await Promise.all(waiting);
     }
     let handed = 0;
     for (const group of this.groups.values()) {
-      const payload = payloads.get(group);
+      let rendered = payloads.get(group);
       for (const member of group.members) {
-        // A member that joined after the renders belongs to a group rendered above, or to a new one: render for it now.
-        this.hand(member, item, payload ?? (await this.renderFor(group, item)));
-        // A large fan-out lets the event loop breathe (other sends, their responses).
-        if (++handed % SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
+        // A group that appeared during a yield below renders now.
+        if (!rendered) payloads.set(group, (rendered = await Promise.all(items.map((item) => this.renderFor(group, item)))));
+        this.handAll(member, items, rendered);
+        handed += items.length;
+        // Let other work run during a fan-out to thousands of sockets.
+        if (handed >= SLICE) {
+          handed = 0;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
       }
     }
-    for (const member of this.solo) this.hand(member, item, undefined);
-    this.emittedSeq = key;
-    this.onEmit?.(item);
-    if (this.recentCapacity > 0) {
-      this.recent.push(item);
-      if (this.recent.length > this.recentCapacity) this.recentFloor = this.keyOf(this.recent.shift()!);
-    } else {
-      this.recentFloor = key;
+    for (const member of this.solo) this.handAll(member, items, undefined);
+    for (const item of items) {
+      const key = this.keyOf(item);
+      this.emittedSeq = key;
+      this.onEmit?.(item);
+      if (this.recentCapacity > 0) {
+        this.recent.push(item);
+        if (this.recent.length > this.recentCapacity) this.recentFloor = this.keyOf(this.recent.shift()!);
+      } else {
+        this.recentFloor = key;
+      }
+    }
+  }
+
+  private handAll(member: FeedMember<T>, items: T[], payloads: string[] | undefined): void {
+    if (items.length === 1) return this.hand(member, items[0]!, payloads?.[0]);
+    member.sink.cork?.();
+    try {
+      for (let i = 0; i < items.length; i++) this.hand(member, items[i]!, payloads?.[i]);
+    } finally {
+      member.sink.uncork?.();
     }
   }
 

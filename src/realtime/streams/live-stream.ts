@@ -102,6 +102,14 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
     this.emit(item, payload);
   }
 
+  cork(): void {
+    this.sink?.cork?.();
+  }
+
+  uncork(): void {
+    this.sink?.uncork?.();
+  }
+
   /** Joins a feed member in the background; a failed catch-up ends the stream (the client resumes). */
   protected follow<T>(feed: ConversationFeed<T>, member: FeedMember<T>): void {
     feed.join(member).catch((error) => {

@@ -9,7 +9,7 @@ import type { Renderers, SharedRenderer } from '../render.js';
 import { retryAfterMsOf, type ConnectionGate } from '../../security/abuse.js';
 import { CloseReason } from './close-codes.js';
 import type { Operations, RunningSubscription } from './operations.js';
-import { RenderingSink } from './sink.js';
+import { RenderingSink, type Corkable } from './sink.js';
 
 /**
  * What the protocol needs of a WebSocket: the `ws` package's sockets have
@@ -89,6 +89,8 @@ export class Connection<S extends ProtocolSocket = ProtocolSocket> {
     readonly socket: S,
     readonly connectionId: string,
     readonly openedAt: number,
+    /** The byte stream under the socket, when the adapter has one: batches of frames are corked into one write. */
+    readonly stream?: Corkable,
   ) {}
 
   /** Operations in flight. */
@@ -160,6 +162,14 @@ class SocketSink extends RenderingSink {
       return;
     }
     socket.send(this.prefix + payload + '}');
+  }
+
+  cork(): void {
+    this.connection.stream?.cork();
+  }
+
+  uncork(): void {
+    this.connection.stream?.uncork();
   }
 
   protected finish(error: GraphQLError | undefined): void {

@@ -22,6 +22,15 @@ export interface Sink {
   next(event: unknown, payload: string | undefined): void | Promise<void>;
   /** The stream ended by itself: normally, or with an error for the client. */
   end(error: GraphQLError | undefined): void;
+  /** Hold writes until `uncork`, then send them in one system call (a batch of events). */
+  cork?(): void;
+  uncork?(): void;
+}
+
+/** A byte stream whose writes can be held and sent together (net.Socket, http.ServerResponse). */
+export interface Corkable {
+  cork(): void;
+  uncork(): void;
 }
 
 /** What every sink of a transport shares (one object per transport, not per subscription). */

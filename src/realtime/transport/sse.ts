@@ -99,6 +99,14 @@ class EventSink extends RenderingSink {
     super(renderer, context, transport);
   }
 
+  cork(): void {
+    this.stream.res.cork();
+  }
+
+  uncork(): void {
+    this.stream.res.uncork();
+  }
+
   protected write(payload: string): void {
     const { res } = this.stream;
     if (this.stream.finished || res.destroyed) return;

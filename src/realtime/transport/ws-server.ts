@@ -81,12 +81,13 @@ export function createSocketServer(options: SocketServerOptions): SocketServer {
     protocol.closed(connection);
   }
 
-  wss.on('connection', (socket: Socket) => {
+  wss.on('connection', (socket: Socket, request: IncomingMessage) => {
     if (!protocol.acceptable(socket.protocol)) {
       socket.close(CloseReason.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
-    const connection = new Connection<WebSocket>(socket, `${options.instanceId}:${++nextConnection}`, Date.now());
+    // request.socket is the TCP socket ws writes to: held (corked) around a batch of frames.
+    const connection = new Connection<WebSocket>(socket, `${options.instanceId}:${++nextConnection}`, Date.now(), request.socket);
     socket[CONNECTION] = connection;
     connections.add(connection);
     // `on`, not `once`: each once() allocates a wrapper and a bound function per socket.
