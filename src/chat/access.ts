@@ -39,11 +39,19 @@ export function toView(row: ConversationRow, member: { role: string; lastReadSeq
  * query on Citus: members and conversations are co-located.
  */
 export async function requireMember(db: Database, conversationId: string, userId: string): Promise<ConversationView> {
-  const member = await db.conversationMember.findUnique({
-    where: { conversationId_userId: { conversationId, userId } },
-    include: { conversation: true },
-  });
-  if (member) return toView(member.conversation, member);
+  // On nearly every operation's path (and every subscription start): one co-located join straight
+  // to node-postgres (src/db/client.ts says why), filtered by the conversation id on both tables.
+  const [member] = await db.sql.query<ConversationRow & { role: string; lastReadSeq: number }>(
+    `SELECT c.id::text AS id, c.kind::text AS kind, c.title, c.last_seq AS "lastSeq", c.last_event_seq AS "lastEventSeq",
+            c.member_count AS "memberCount", c.created_at AS "createdAt", c.last_message_at AS "lastMessageAt",
+            c.active_at AS "activeAt", m.role::text AS role, m.last_read_seq AS "lastReadSeq"
+       FROM (SELECT conversation_id, role, last_read_seq FROM conversation_members WHERE conversation_id = $1 AND user_id = $2) m
+       JOIN conversations c ON c.id = m.conversation_id
+      WHERE c.id = $1`,
+    [conversationId, userId],
+    'chat_require_member',
+  );
+  if (member) return toView(member, member);
   const exists = await db.conversation.findUnique({ where: { id: conversationId }, select: { id: true } });
   if (exists) throw forbidden('You are not a member of this conversation');
   throw notFound(`Conversation ${conversationId} not found`);

@@ -15,11 +15,12 @@ export function createUserService(db: Database) {
     /** Creates the viewer's user row on first use, and follows name changes in the token. */
     async ensure(viewer: Viewer): Promise<void> {
       if (known.get(viewer.id) === viewer.name) return;
-      await db.user.upsert({
-        where: { id: viewer.id },
-        create: { id: viewer.id, name: viewer.name },
-        update: { name: viewer.name },
-      });
+      // On every new connection's path: straight to node-postgres (src/db/client.ts says why).
+      await db.sql.query(
+        'INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name',
+        [viewer.id, viewer.name, new Date()],
+        'chat_ensure_user',
+      );
       if (known.size >= KNOWN_MAX) known.clear();
       known.set(viewer.id, viewer.name);
     },
@@ -48,8 +49,9 @@ export function createUserService(db: Database) {
       return new Map(rows.map((row) => [row.id, row.lastSeenAt]));
     },
 
+    /** When the user was last seen online (presence changes: every connect and last disconnect). */
     async setLastSeen(id: string, at: Date): Promise<void> {
-      await db.user.updateMany({ where: { id }, data: { lastSeenAt: at } });
+      await db.sql.query('UPDATE users SET last_seen_at = $2 WHERE id = $1', [id, at], 'chat_set_last_seen');
     },
   };
 }
