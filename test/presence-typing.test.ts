@@ -64,6 +64,18 @@ describe('presence', () => {
   });
 });
 
+describe('last seen', () => {
+  it('writes many users\' last-seen times at once (a reconnect storm), each user\'s latest, in few statements', async () => {
+    const people = await Promise.all(Array.from({ length: 40 }, (_, i) => user(`seen${i}`)));
+    const at = (i: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, i));
+    // Every user twice (offline then online), all at once: the second write of each must win.
+    await Promise.all(people.flatMap((p, i) => [server.app.services.users.setLastSeen(p.id, at(i)), server.app.services.users.setLastSeen(p.id, at(i + 100))]));
+    const rows = await db.query<{ id: string; last_seen_at: Date }>('SELECT id, last_seen_at FROM users WHERE id = ANY($1::text[])', [people.map((p) => p.id)]);
+    const byId = new Map(rows.map((r) => [r.id, r.last_seen_at.toISOString()]));
+    expect(people.map((p) => byId.get(p.id))).toEqual(people.map((_, i) => at(i + 100).toISOString()));
+  });
+});
+
 describe('typing indicators', () => {
   it('reach the other members, coalesce renewals, expire on their own, and are never stored', async () => {
     const [alice, bob] = [await user('alice'), await user('bob')];

@@ -10,6 +10,7 @@ export function createUserService(db: Database) {
   // already written (with which name) so that each request does not upsert.
   const known = new Map<string, string>();
   const KNOWN_MAX = 100_000;
+  const lastSeen = new LastSeenWriter(db);
 
   return {
     /** Creates the viewer's user row on first use, and follows name changes in the token. */
@@ -49,9 +50,74 @@ export function createUserService(db: Database) {
       return new Map(rows.map((row) => [row.id, row.lastSeenAt]));
     },
 
-    /** When the user was last seen online (presence changes: every connect and last disconnect). */
-    async setLastSeen(id: string, at: Date): Promise<void> {
-      await db.sql.query('UPDATE users SET last_seen_at = $2 WHERE id = $1', [id, at], 'chat_set_last_seen');
+    /**
+     * When the user was last seen online (presence changes: a first
+     * connection and a last disconnection). Resolves once written, with the
+     * writes of other users queued meanwhile (LastSeenWriter).
+     */
+    setLastSeen(id: string, at: Date): Promise<void> {
+      return lastSeen.write(id, at);
     },
   };
+}
+
+/** Users per statement at most. */
+const LAST_SEEN_PER_STATEMENT = 1000;
+
+/**
+ * Group commit of last-seen times. A reconnect storm changes thousands of
+ * users' presence at once, twice each (offline, online): one write
+ * transaction per change made PostgreSQL commit (and flush its log) as many
+ * times. Here a write starts at once when none is in flight; otherwise it
+ * waits and goes with everything queued meanwhile, the latest time per user,
+ * in one UPDATE by primary key (`id = ANY(…)`: no join, so PostgreSQL reads
+ * the rows by index and Citus routes it to the shards holding them).
+ */
+class LastSeenWriter {
+  private queue = new Map<string, { at: Date; done: { resolve(): void; reject(error: unknown): void }[] }>();
+  private writing = false;
+
+  constructor(private readonly db: Database) {}
+
+  write(userId: string, at: Date): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const queued = this.queue.get(userId);
+      if (queued) {
+        if (at > queued.at) queued.at = at;
+        queued.done.push({ resolve, reject });
+      } else {
+        this.queue.set(userId, { at, done: [{ resolve, reject }] });
+      }
+      if (!this.writing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.writing || this.queue.size === 0) return;
+    const batch: [string, { at: Date; done: { resolve(): void; reject(error: unknown): void }[] }][] = [];
+    for (const entry of this.queue) {
+      batch.push(entry);
+      this.queue.delete(entry[0]);
+      if (batch.length === LAST_SEEN_PER_STATEMENT) break;
+    }
+    this.writing = true;
+    try {
+      if (batch.length === 1) {
+        const [id, { at }] = batch[0]!;
+        await this.db.sql.query('UPDATE users SET last_seen_at = $2 WHERE id = $1', [id, at], 'chat_set_last_seen');
+      } else {
+        await this.db.sql.query(
+          'UPDATE users SET last_seen_at = ($2::timestamptz[])[array_position($1::text[], id)] WHERE id = ANY($1::text[])',
+          [batch.map(([id]) => id), batch.map(([, { at }]) => at)],
+          'chat_set_last_seen_many',
+        );
+      }
+      for (const [, { done }] of batch) for (const d of done) d.resolve();
+    } catch (error) {
+      for (const [, { done }] of batch) for (const d of done) d.reject(error);
+    } finally {
+      this.writing = false;
+      void this.flush();
+    }
+  }
 }
