@@ -3,6 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { SseTransport } from '../realtime/transport/sse.js';
 import type { SocketServer } from '../realtime/transport/ws-server.js';
 
+/** Pending connections the kernel may queue before the server accepts them. */
+const LISTEN_BACKLOG = 4096;
+
 /** Largest HTTP request body accepted (a message body is at most a few KB). */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
 
@@ -81,7 +84,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     async listen(port, host) {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(port, host, () => {
+        // A deep accept queue (the kernel caps it at net.core.somaxconn): after a restart or a network
+        // blip thousands of clients reconnect at once; with Node's default of 511 the overflow was
+        // dropped and those clients waited for their SYN to be retransmitted (1 s, then 3 s, …).
+        server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
           server.off('error', reject);
           resolve();
         });

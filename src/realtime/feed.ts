@@ -57,6 +57,8 @@ const PAGE = 200;
 const SLICE = 1000;
 /** Items emitted together at most: what queued up during the previous batch (a burst). */
 const BATCH = RENDER_CACHE;
+/** Catch-up reads kept for sharing (each at most PAGE items). */
+const SHARED_READS = 8;
 
 export interface FeedOptions<T> {
   conversationId: string;
@@ -115,6 +117,8 @@ export class ConversationFeed<T> {
   private recent: T[] = [];
   private recentFloor = -1;
   private groups = new Map<string, Group<T>>();
+  /** Recent catch-up reads by range, shared by members resuming from the same cursor. */
+  private reads = new Map<string, Promise<{ items: T[]; through: number }>>();
   private solo = new Set<FeedMember<T>>();
 
   constructor(options: FeedOptions<T>) {
@@ -410,7 +414,7 @@ export class ConversationFeed<T> {
         items = this.recent.filter((item) => this.keyOf(item) > member.cursor);
         through = this.emittedSeq;
       } else {
-        ({ items, through } = await this.store.range(this.conversationId, member.cursor, PAGE, this.emittedSeq + 1));
+        ({ items, through } = await this.sharedRange(member.cursor, this.emittedSeq + 1));
       }
       for (const item of items) {
         if (member.sink.closed || member.detached) return;
@@ -424,6 +428,25 @@ export class ConversationFeed<T> {
       }
       member.cursor = Math.max(member.cursor, through);
     }
+  }
+
+  /**
+   * A catch-up read, shared by every member that needs the same range: after
+   * a restart or a reconnect storm, thousands of subscribers resume from the
+   * same cursor at once, and one read serves them all (kept for the few
+   * latest ranges; a new item makes a new range, so nothing stale is served).
+   */
+  private sharedRange(after: number, before: number): Promise<{ items: T[]; through: number }> {
+    const key = `${after}:${before}`;
+    let read = this.reads.get(key);
+    if (!read) {
+      read = this.store.range(this.conversationId, after, PAGE, before);
+      this.reads.set(key, read);
+      if (this.reads.size > SHARED_READS) this.reads.delete(this.reads.keys().next().value!);
+      // A failed read is not kept: the next member tries again.
+      read.catch(() => this.reads.get(key) === read && this.reads.delete(key));
+    }
+    return read;
   }
 
   /** Detaches a member (unsubscribed, left the conversation, socket closed). */
