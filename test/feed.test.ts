@@ -151,4 +151,25 @@ describe('the conversation feed', () => {
     // Message 1 alone (nothing else had arrived), then 2..6 together, each member's inside one cork.
     expect(log).toEqual(['b:1', 'c:1', 'b:cork', 'b:2', 'b:3', 'b:4', 'b:5', 'b:6', 'b:uncork', 'c:cork', 'c:2', 'c:3', 'c:4', 'c:5', 'c:6', 'c:uncork']);
   });
+
+  it('serves members resuming from the same cursor at once with one read of the database', async () => {
+    const real = feedStores(server.app.services).messages;
+    let reads = 0;
+    const f = new ConversationFeed<MessageRecord>({
+      conversationId,
+      keyOf: (message) => message.seq,
+      store: { range: (...args) => (reads++, real.range(...args)) },
+      recentCapacity: 0,
+      onError: () => {},
+    });
+    f.initialize(6);
+    const resuming = Array.from({ length: 50 }, (_, i) => subscriber(`shape ${i % 3}`, 2));
+    await Promise.all(resuming.map((s) => f.join(s.member)));
+    for (const s of resuming) expect(s.seqs).toEqual([3, 4, 5, 6]);
+    expect(reads).toBe(1);
+    // A member behind by another range reads its own.
+    const other = subscriber('shape 0', 4);
+    await f.join(other.member);
+    expect([other.seqs, reads]).toEqual([[5, 6], 2]);
+  });
 });
