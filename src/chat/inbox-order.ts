@@ -117,6 +117,13 @@ export function createInboxOrder(db: Database, onError: (error: unknown, what: s
 
 /** Rows per statement at most (a bound on its size; more wait for the next). */
 const MOVES_PER_STATEMENT = 500;
+/**
+ * How long a batch may take before its waiters are answered with an error
+ * and the next batch starts on another connection: a statement stuck on one
+ * connection (a half-open socket) must not hold every later send. The stuck
+ * one may still land later; rows only move forward, so that is harmless.
+ */
+export const MOVE_TIMEOUT_MS = 5000;
 
 interface RowMove {
   userId: string;
@@ -169,7 +176,7 @@ class RowMoves {
     }
     this.writing = true;
     try {
-      await this.write(batch);
+      await withTimeout(this.write(batch), MOVE_TIMEOUT_MS, 'inbox order: a batch of row moves');
       for (const move of batch) for (const done of move.done) done.resolve();
     } catch (error) {
       for (const move of batch) for (const done of move.done) done.reject(error);
@@ -196,4 +203,15 @@ class RowMoves {
       'chat_move_inbox_rows',
     );
   }
+}
+
+/** `work`, or an error after `ms` (the work itself goes on; its outcome is then ignored). */
+export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
+    timer.unref();
+  });
+  work.catch(() => {}); // a late failure after the timeout is not unhandled
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

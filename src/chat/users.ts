@@ -1,6 +1,7 @@
 import type { Viewer } from '../auth.js';
 import type { Database } from '../db/client.js';
 import { notFound } from '../errors.js';
+import { MOVE_TIMEOUT_MS, withTimeout } from './inbox-order.js';
 import type { UserRecord } from './records.js';
 
 export type UserService = ReturnType<typeof createUserService>;
@@ -71,7 +72,8 @@ const LAST_SEEN_PER_STATEMENT = 1000;
  * times. Here a write starts at once when none is in flight; otherwise it
  * waits and goes with everything queued meanwhile, the latest time per user,
  * in one UPDATE by primary key (`id = ANY(…)`: no join, so PostgreSQL reads
- * the rows by index and Citus routes it to the shards holding them).
+ * the rows by index and Citus routes it to the shards holding them). Times
+ * only move forward, so a write that lands late (after a timeout) is harmless.
  */
 class LastSeenWriter {
   private queue = new Map<string, { at: Date; done: { resolve(): void; reject(error: unknown): void }[] }>();
@@ -102,15 +104,18 @@ class LastSeenWriter {
     }
     this.writing = true;
     try {
+      // Bounded as the inbox index's batches are (a stuck statement must not hold every later write).
       if (batch.length === 1) {
         const [id, { at }] = batch[0]!;
-        await this.db.sql.query('UPDATE users SET last_seen_at = $2 WHERE id = $1', [id, at], 'chat_set_last_seen');
+        await withTimeout(this.db.sql.query('UPDATE users SET last_seen_at = $2 WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < $2)', [id, at], 'chat_set_last_seen'), MOVE_TIMEOUT_MS, 'last seen');
       } else {
-        await this.db.sql.query(
-          'UPDATE users SET last_seen_at = ($2::timestamptz[])[array_position($1::text[], id)] WHERE id = ANY($1::text[])',
+        const statement = this.db.sql.query(
+          `UPDATE users SET last_seen_at = ($2::timestamptz[])[array_position($1::text[], id)]
+            WHERE id = ANY($1::text[]) AND (last_seen_at IS NULL OR last_seen_at < ($2::timestamptz[])[array_position($1::text[], id)])`,
           [batch.map(([id]) => id), batch.map(([, { at }]) => at)],
           'chat_set_last_seen_many',
         );
+        await withTimeout(statement, MOVE_TIMEOUT_MS, 'last seen');
       }
       for (const [, { done }] of batch) for (const d of done) d.resolve();
     } catch (error) {
