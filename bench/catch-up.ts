@@ -35,12 +35,12 @@ export async function catchUpScenario(databaseUrl: string, secret: string, optio
   for (let i = 1; i <= edits; i++) {
     const seq = 1 + ((i * 7919) % messages);
     const sender = seq % 2 ? alice : carol;
-    await db.query('SELECT * FROM chat_edit_message($1, $2, $3, $4, now(), 100)', [conversation, seq, sender, `edited ${i}: message ${seq}, revised once more`]);
+    await db.query('SELECT * FROM chat_edit_message($1, $2, $3, $4, now(), 100, NULL, NULL)', [conversation, seq, sender, `edited ${i}: message ${seq}, revised once more`]);
   }
   const emoji = ['👍', '❤️', '😂', '🎉', '👀'];
   for (let i = 1; i <= reactions; i++) {
     const seq = 1 + ((i * 104729) % messages);
-    await db.query('SELECT * FROM chat_react($1, $2, $3, $4, true, now(), 20, 100)', [conversation, seq, i % 2 ? alice : carol, emoji[i % emoji.length]]);
+    await db.query('SELECT * FROM chat_react($1, $2, $3, $4, true, now(), 20, 100, NULL, NULL)', [conversation, seq, i % 2 ? alice : carol, emoji[i % emoji.length]]);
   }
   console.log(`  seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 

@@ -9,7 +9,9 @@ import { TrustedDocuments } from '../src/security/trusted-documents.js';
  * operations as trusted documents (README, "Trusted documents"). Writes the
  * server's manifest (id → text, registered at start) and the SDK's map
  * (operation name → id, what it sends instead of the text). Both committed;
- * CI regenerates them and fails on any difference.
+ * CI regenerates them and fails on any difference. When an operation's text
+ * changes, its old entry moves to src/security/earlier-sdk-documents.ts, so
+ * that apps built with the earlier SDK keep working.
  */
 const manifest: Record<string, string> = {};
 const ids: Record<string, string> = {};

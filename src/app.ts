@@ -21,6 +21,7 @@ import { createSseTransport } from './realtime/transport/sse.js';
 import { createSocketServer } from './realtime/transport/ws-server.js';
 import { schema } from './schema/index.js';
 import { SDK_DOCUMENTS } from './generated/trusted-documents.js';
+import { EARLIER_SDK_DOCUMENTS } from './security/earlier-sdk-documents.js';
 import { createAbuseLimits } from './security/abuse.js';
 import { OperationGuard } from './security/guard.js';
 import { TrustedDocuments } from './security/trusted-documents.js';
@@ -145,6 +146,7 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     // One gate for every transport: limits, validation, trusted documents (docs/architecture.md, "Operation limits").
     const trusted = new TrustedDocuments(config.trustedDocumentsOnly);
     trusted.add(SDK_DOCUMENTS, 'the SDK');
+    trusted.add(EARLIER_SDK_DOCUMENTS, 'earlier SDK releases');
     for (const file of config.trustedDocuments) await trusted.addFile(file);
     const guard = new OperationGuard(schema, trusted);
     const operations = new Operations({ schema, guard, renderers: realtime.renderers, maskError: maskAndCount, onError });

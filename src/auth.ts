@@ -10,8 +10,13 @@ import { unstorable } from './security/text.js';
 export interface Viewer {
   id: string;
   name: string;
-  /** When the token stops being valid (ms since epoch); WebSockets are closed then. */
-  expiresAt?: number;
+  /**
+   * When the token stops being valid, in whole seconds since the epoch (the
+   * JWT's `exp`); WebSockets are closed then. Seconds, not milliseconds: a
+   * small integer is stored in the object itself, a millisecond time would
+   * be a heap number beside every idle connection's viewer.
+   */
+  expiresAtSeconds?: number;
 }
 
 export interface Auth {
@@ -84,12 +89,12 @@ export async function createAuth(config: Config): Promise<Auth> {
 
   async function verify(token: string, options: { remember?: boolean } = {}): Promise<Viewer> {
     const known = verified.get(token);
-    if (known && (known.expiresAt ?? 0) > Date.now()) return known;
+    if (known && (known.expiresAtSeconds ?? 0) * 1000 > Date.now()) return known;
     const viewer = await verifyUncached(token);
     if (options.remember === false) return viewer;
     if (verified.size >= VERIFIED_MAX) verified.clear();
     // Tokens without `exp` are re-verified every few minutes (a JWKS key may be rotated out).
-    verified.set(token, viewer.expiresAt ? viewer : { ...viewer, expiresAt: Date.now() + UNTIMED_TTL_MS });
+    verified.set(token, viewer.expiresAtSeconds ? viewer : { ...viewer, expiresAtSeconds: Math.floor((Date.now() + UNTIMED_TTL_MS) / 1000) });
     return viewer;
   }
 
@@ -109,7 +114,7 @@ export async function createAuth(config: Config): Promise<Auth> {
     if (problem) throw badInput(`The token's name ${problem}`, 'name');
     const normalized = claimed.normalize('NFC').trim();
     const name = normalized !== '' ? [...normalized].slice(0, 100).join('') : sub;
-    return { id: sub, name, ...(typeof payload.exp === 'number' && { expiresAt: payload.exp * 1000 }) };
+    return { id: sub, name, expiresAtSeconds: typeof payload.exp === 'number' ? payload.exp : undefined };
   }
 
   return {

@@ -33,18 +33,22 @@ export interface Context {
 const LOADER_LIFETIME_MS = 1000;
 
 /**
- * Creates each loader on first use and replaces it after a second. A context
- * holds one of these (not the loaders): subscription contexts live for hours
- * and number in the tens of thousands, and most never load anything.
+ * A context that is its own loaders: it creates each loader on first use and
+ * replaces it after a second. Subscription contexts live for hours and
+ * number in the tens of thousands, and most never load anything, so the
+ * loaders cost one cache field until used, and no object of their own.
  */
-class LazyLoaders implements Loaders {
+abstract class LoadingContext implements Loaders {
+  /** Itself: an own property, so that Yoga's copy of an HTTP context (Object.assign) keeps it. */
+  readonly loaders: Loaders = this;
   private cache: Partial<Loaders> | undefined;
   private createdAt = 0;
 
   constructor(
-    private readonly services: Services,
-    private readonly realtime: Realtime,
-    private readonly viewer: Viewer | null,
+    readonly services: Services,
+    readonly realtime: Realtime,
+    /** Whose reactions and presence rules the loaders read; null in a shared context. */
+    private readonly loadsFor: Viewer | null,
   ) {}
 
   private fresh(): Partial<Loaders> {
@@ -80,7 +84,7 @@ class LazyLoaders implements Loaders {
 
   get ownReactions() {
     const services = this.services;
-    const viewer = this.viewer;
+    const viewer = this.loadsFor;
     return (this.fresh().ownReactions ??= new DataLoader(
       async (keys: readonly { conversationId: string; seq: number }[]) => {
         if (!viewer) return keys.map(() => []);
@@ -108,7 +112,7 @@ class LazyLoaders implements Loaders {
   }
 
   get presenceVisible() {
-    const { services, viewer } = this;
+    const { services, loadsFor: viewer } = this;
     return (this.fresh().presenceVisible ??= new DataLoader(async (ids: readonly string[]) => {
       const visible = viewer === null ? new Set<string>() : await services.presenceRule.visibleTo(viewer.id, ids);
       return ids.map((id) => visible.has(id));
@@ -116,9 +120,35 @@ class LazyLoaders implements Loaders {
   }
 }
 
+/**
+ * A context as a class: every context shares one hidden class. The object
+ * literal it replaced (`{ ...parts, loaders }`) ended up with a hidden class
+ * of its own per connection in the server (about 190 bytes each, seen in
+ * heap snapshots), a cost paid by every idle WebSocket.
+ */
+class OperationContext extends LoadingContext implements Context {
+  constructor(
+    readonly viewer: Viewer | null,
+    services: Services,
+    realtime: Realtime,
+  ) {
+    super(services, realtime, viewer);
+  }
+}
+
 /** The one context factory, for every transport: HTTP (through Yoga), WebSocket and SSE alike. */
 export function createContext(parts: { viewer: Viewer | null; services: Services; realtime: Realtime }): Context {
-  return { ...parts, loaders: new LazyLoaders(parts.services, parts.realtime, parts.viewer) };
+  return new OperationContext(parts.viewer, parts.services, parts.realtime);
+}
+
+/** See {@link createSharedContext}: `viewer` is an accessor that throws. */
+class SharedContext extends LoadingContext implements Context {
+  constructor(services: Services, realtime: Realtime) {
+    super(services, realtime, null);
+  }
+  get viewer(): Viewer | null {
+    throw new Error('A field that depends on the viewer was selected in a shared subscription payload');
+  }
 }
 
 /**
@@ -128,13 +158,7 @@ export function createContext(parts: { viewer: Viewer | null; services: Services
  * tests) instead of leaking one user's view to another.
  */
 export function createSharedContext(services: Services, realtime: Realtime): Context {
-  const context = createContext({ viewer: null, services, realtime });
-  Object.defineProperty(context, 'viewer', {
-    get() {
-      throw new Error('A field that depends on the viewer was selected in a shared subscription payload');
-    },
-  });
-  return context;
+  return new SharedContext(services, realtime);
 }
 
 export function requireViewer(context: Context): Viewer {

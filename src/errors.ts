@@ -15,6 +15,11 @@ export const ErrorCode = {
   BAD_USER_INPUT: 'BAD_USER_INPUT',
   /** A `clientMessageId` already used for different content; `extensions.field` names it. */
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
+  /**
+   * A change whose fencing token (`fence`) is at or below one its writer already used in this
+   * conversation: a delayed attempt that a later one overtook. It changed nothing.
+   */
+  SUPERSEDED: 'SUPERSEDED',
   /** Too many of something; `extensions.retryAfterMs` says when to try again. */
   RATE_LIMITED: 'RATE_LIMITED',
   /** The request is not a GraphQL request this server accepts (malformed body or frame, batch, method, media type). */

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { TestServer, uid, type TestUser } from './support/server.js';
@@ -56,6 +57,44 @@ describe('users', () => {
     expect(data.viewer).toEqual({ id: alice.id, name: 'Alice' });
     const rows = await db.query('SELECT id, name FROM users WHERE id = $1', [alice.id]);
     expect(rows).toEqual([{ id: alice.id, name: 'Alice' }]);
+  });
+
+  it('creates the viewers of many sign-ins at once (written together), each with the name from its token', async () => {
+    const ids = Array.from({ length: 40 }, () => uid('crowd'));
+    // The same user twice at once, under two names: one row, with one of them.
+    const users = await Promise.all([...ids.map((id, i) => server.user(id, `Crowd ${i}`)), server.user(ids[0]!, 'Crowd Zero')]);
+    expect(users).toHaveLength(41);
+    const rows = await db.query<{ id: string; name: string }>('SELECT id, name FROM users WHERE id = ANY($1::text[]) ORDER BY id', [ids]);
+    const names = new Map(rows.map((row) => [row.id, row.name]));
+    expect(names.size).toBe(40);
+    ids.slice(1).forEach((id, i) => expect(names.get(id)).toBe(`Crowd ${i + 1}`));
+    expect(['Crowd 0', 'Crowd Zero']).toContain(names.get(ids[0]!));
+    // A later sign-in with another name renames the user.
+    const renamed = await server.user(ids[1]!, 'Crowd One');
+    expect((await renamed.ok('{ viewer { name } }')).viewer.name).toBe('Crowd One');
+    expect(await db.query('SELECT name FROM users WHERE id = $1', [ids[1]])).toEqual([{ name: 'Crowd One' }]);
+  });
+
+  it("signs other users in while one sign-in's write is stuck (its row locked): a stuck write holds only its own", async () => {
+    const stuckId = uid('stuck');
+    await server.user(stuckId, 'Stuck');
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [stuckId]);
+      // A new name makes the sign-in write the row again: that upsert waits for the lock.
+      let stuckDone = false;
+      const stuck = server.user(stuckId, 'Stuck Renamed').then((u) => ((stuckDone = true), u));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const others = await Promise.all([server.user(uid('free'), 'Free 1'), server.user(uid('free'), 'Free 2')]);
+      expect((await others[1]!.ok('{ viewer { name } }')).viewer.name).toBe('Free 2');
+      expect(stuckDone).toBe(false);
+      await locker.query('ROLLBACK');
+      expect((await (await stuck).ok('{ viewer { name } }')).viewer.name).toBe('Stuck Renamed');
+    } finally {
+      await locker.end();
+    }
   });
 
   it('looks up another user by id, and says NOT_FOUND for an unknown one', async () => {

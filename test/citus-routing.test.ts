@@ -99,6 +99,18 @@ const MULTI_SHARD_ON_PURPOSE: Listed[] = [
     why: 'names of message senders and members, presence and lastSeenAt of a page of users (DataLoader, getMany): one statement per batch, by primary key',
   },
   {
+    name: 'sign-ins written together',
+    fragments: ['INSERT INTO users (id, name, created_at) VALUES', '), … ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name'],
+    why: "users signing in while another sign-in's row is being written go in one upsert, each row on its user's shard (src/chat/users.ts, UserRowWriter); a sign-in alone is one router statement",
+    sometimes: true,
+  },
+  {
+    name: 'inbox versions read together',
+    fragments: ['SELECT id, inbox_version AS "inboxVersion" FROM users WHERE id = ANY($::text[])'],
+    why: "the hub's inbox-version reads of users attaching (or checked) at the same moment go in one statement (src/chat/streams.ts, inboxVersions, batched in bursts during a reconnect storm), each row by primary key on its user's shard; one user alone is a router statement",
+    sometimes: true,
+  },
+  {
     name: "members' inbox versions",
     fragments: ['UPDATE "public"."users" SET "inbox_version" = ("public"."users"."inbox_version" + $) WHERE "public"."users".' + IN_LIST],
     why: "a membership change bumps the inbox version of each user it concerns (the members of a new group, those added, the one who left), on each user's shard, in the same transaction",

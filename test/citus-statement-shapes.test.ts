@@ -86,6 +86,12 @@ describe("Citus's rules for writes to distributed tables", () => {
       refused: 'functions used in the DO UPDATE SET clause of INSERTs on distributed tables must be marked IMMUTABLE',
     },
     { sql: 'INSERT INTO users (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name', values: ['a', 'b'], refused: null },
+    {
+      // Sign-ins written together (src/chat/users.ts, UserRowWriter): Citus routes each row to its shard.
+      sql: 'INSERT INTO users (id, name, created_at) VALUES ($2, $3, $1), ($4, $5, $1) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name RETURNING id, inbox_version AS "inboxVersion"',
+      values: [new Date(), 'a', 'A', 'b', 'B'],
+      refused: null,
+    },
   ];
 
   let db: TestDatabase;

@@ -152,6 +152,98 @@ describe('reactions', () => {
   });
 });
 
+// A retried change's first attempt may run late, after its retry and after
+// later changes (an instance frozen with the request in hand): the attempt's
+// fencing token lets the database refuse it (docs/architecture.md, "Retried
+// changes: fencing tokens"). Every kind of change, out of order on purpose.
+describe('fencing tokens', () => {
+  type Fence = { writer: string; token: number };
+  const fenced = {
+    edit: (u: TestUser, c: string, seq: number, body: string, fence: Fence) =>
+      u.query(`mutation($c: ID!, $s: Int!, $b: String!, $f: ChangeFence) { editMessage(conversationId: $c, seq: $s, body: $b, fence: $f) { ${MESSAGE} } }`, {
+        c,
+        s: seq,
+        b: body,
+        f: fence,
+      }),
+    del: (u: TestUser, c: string, seq: number, fence: Fence) =>
+      u.query(`mutation($c: ID!, $s: Int!, $f: ChangeFence) { deleteMessage(conversationId: $c, seq: $s, fence: $f) { ${MESSAGE} } }`, { c, s: seq, f: fence }),
+    react: (u: TestUser, c: string, seq: number, reaction: string, add: boolean, fence: Fence) =>
+      u.query(
+        `mutation($c: ID!, $s: Int!, $r: String!, $f: ChangeFence) { ${add ? 'addReaction' : 'removeReaction'}(conversationId: $c, seq: $s, reaction: $r, fence: $f) { ${MESSAGE} } }`,
+        { c, s: seq, r: reaction, f: fence },
+      ),
+  };
+  const body = async (c: string, seq: number) => (await db.query('SELECT body, deleted_at FROM messages WHERE conversation_id = $1 AND seq = $2', [c, seq]))[0];
+
+  it('refuses an edit whose token is at or below one its writer already used here, with SUPERSEDED, changing nothing', async () => {
+    const [alice, bob] = [await user('alice'), await user('bob')];
+    const c = await dm(alice, bob);
+    await send(alice, c, 'v0');
+    const writer = uid('writer');
+    // Attempt 1 is held up; its retry (2) and a later edit (3) land first.
+    expect((await fenced.edit(alice, c, 1, 'v1', { writer, token: 2 })).data!.editMessage.body).toBe('v1');
+    expect((await fenced.edit(alice, c, 1, 'v2', { writer, token: 3 })).data!.editMessage.body).toBe('v2');
+    const before = await lastEventSeq(alice, c);
+    const late = await fenced.edit(alice, c, 1, 'v1', { writer, token: 1 });
+    expect(late.errors![0]!.extensions).toMatchObject({ code: 'SUPERSEDED', field: 'fence.token' });
+    expect(code(await fenced.edit(alice, c, 1, 'v1', { writer, token: 3 }))).toBe('SUPERSEDED'); // the same token twice
+    expect(await body(c, 1)).toMatchObject({ body: 'v2', deleted_at: null });
+    expect(await lastEventSeq(alice, c)).toBe(before);
+    // Another writer (another session of the same user) has its own tokens; no token at all is not fenced.
+    expect((await fenced.edit(alice, c, 1, 'v3', { writer: uid('other'), token: 1 })).data!.editMessage.body).toBe('v3');
+    expect((await edit(alice, c, 1, 'v4')).data!.editMessage.body).toBe('v4');
+    expect((await fenced.edit(alice, c, 1, 'v5', { writer, token: 4 })).data!.editMessage.body).toBe('v5');
+  });
+
+  it('refuses a late reaction or deletion the same way, and checks the token before anything else', async () => {
+    const [alice, bob] = [await user('alice'), await user('bob')];
+    const c = await group(alice, [bob]);
+    await send(bob, c, 'react to me');
+    await send(bob, c, 'delete me');
+    const writer = uid('writer');
+    // Add (token 1) held up; remove (2) lands; the add arrives late.
+    await fenced.react(bob, c, 1, '👍', false, { writer, token: 2 });
+    expect(code(await fenced.react(bob, c, 1, '👍', true, { writer, token: 1 }))).toBe('SUPERSEDED');
+    expect(await db.query('SELECT count(*)::int AS n FROM message_reactions WHERE conversation_id = $1', [c])).toEqual([{ n: 0 }]);
+    // Remove (3) held up; add (4) lands; the remove arrives late.
+    expect((await fenced.react(bob, c, 1, '👍', true, { writer, token: 4 })).data!.addReaction.reactions).toEqual([{ reaction: '👍', count: 1, reactedByViewer: true }]);
+    expect(code(await fenced.react(bob, c, 1, '👍', false, { writer, token: 3 }))).toBe('SUPERSEDED');
+    expect(await db.query('SELECT user_id FROM message_reactions WHERE conversation_id = $1', [c])).toEqual([{ user_id: bob.id }]);
+    // A late deletion changes nothing either, and a superseded attempt is refused before its own checks.
+    expect(code(await fenced.del(bob, c, 2, { writer, token: 1 }))).toBe('SUPERSEDED');
+    expect(code(await fenced.del(bob, c, 99, { writer, token: 2 }))).toBe('SUPERSEDED');
+    expect(await body(c, 2)).toMatchObject({ body: 'delete me', deleted_at: null });
+    expect((await fenced.del(bob, c, 2, { writer, token: 5 })).data!.deleteMessage.deleted).toBe(true);
+    // A non-member learns nothing about tokens: FORBIDDEN first.
+    const eve = await user('eve');
+    expect(code(await fenced.react(eve, c, 1, '👍', true, { writer, token: 1 }))).toBe('FORBIDDEN');
+  });
+
+  it('refuses a malformed fence with BAD_USER_INPUT naming its field, and keeps the 16 most recent writers per member', async () => {
+    const [alice, bob] = [await user('alice'), await user('bob')];
+    const c = await dm(alice, bob);
+    await send(alice, c, 'm');
+    for (const [fence, field] of [
+      [{ writer: '', token: 1 }, 'fence.writer'],
+      [{ writer: 'x'.repeat(65), token: 1 }, 'fence.writer'],
+      [{ writer: 'has space', token: 1 }, 'fence.writer'],
+      [{ writer: 'w', token: 0 }, 'fence.token'],
+      [{ writer: 'w', token: -5 }, 'fence.token'],
+    ] as const) {
+      const result = await fenced.edit(alice, c, 1, 'bad fence', fence);
+      expect(result.errors![0]!.extensions, JSON.stringify(fence)).toMatchObject({ code: 'BAD_USER_INPUT', field });
+    }
+    expect(await body(c, 1)).toMatchObject({ body: 'm' });
+    for (let i = 0; i < 20; i++) await fenced.edit(alice, c, 1, `by writer ${i}`, { writer: `w${i}`, token: 1 });
+    const [row] = await db.query<{ fences: Record<string, [number, number]> }>(
+      'SELECT change_fences AS fences FROM conversation_members WHERE conversation_id = $1 AND user_id = $2',
+      [c, alice.id],
+    );
+    expect(Object.keys(row!.fences).sort()).toEqual(Array.from({ length: 16 }, (_, i) => `w${i + 4}`).sort());
+  });
+});
+
 describe('replies and threads', () => {
   it('quotes a message of the same conversation, shows a deleted target as deleted, and refuses others', async () => {
     const [alice, bob] = [await user('alice'), await user('bob')];

@@ -112,7 +112,7 @@ describe.skipIf(!bin)('instances over a Redis Cluster', () => {
     const aliceSocket = alice.subscribe(MESSAGE_ADDED, { c: dm });
     await bobPresence.until((s) => s.data.some((d) => d.presence.user.id === alice.id && d.presence.online), PATIENCE_MS, 'alice online');
     aliceSocket.close();
-  });
+  }, 3 * PATIENCE_MS); // longer than one wait, so that a wait that runs out says which it was
 
   it('finds the cluster from REDIS_URL naming any one of its nodes', async () => {
     const c = await TestServer.start({ DATABASE_URL: db.url, REDIS_URL: `redis://${cluster.seeds.at(-1)}`, INSTANCE_ID: uid('c') });

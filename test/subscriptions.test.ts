@@ -169,6 +169,31 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       }
     });
 
+    it('authorizes subscription starts that arrive together (checked in one statement per conversation): members in, others out', async () => {
+      const members = await Promise.all(Array.from({ length: 12 }, (_, i) => user(`member${i}`)));
+      const [owner, ...rest] = members;
+      const [eve, dan] = [await user('eve'), await user('dan')];
+      const g = await group(owner!, rest, 'burst');
+      const other = await dm(owner!, dan);
+      await send(owner!, g, 'hello group');
+      await send(dan, other, 'hello owner');
+      // All at once: the members of g, an outsider of g, dan and the owner on the other conversation, and an unknown one.
+      const subs = [
+        ...members.map((m) => [m.subscribeVia(transport, MESSAGE_ADDED, { c: g, after: 0 }), 'hello group'] as const),
+        [eve.subscribeVia(transport, MESSAGE_ADDED, { c: g, after: 0 }), 'FORBIDDEN'] as const,
+        [eve.subscribeVia(transport, MESSAGE_ADDED, { c: other, after: 0 }), 'FORBIDDEN'] as const,
+        [dan.subscribeVia(transport, MESSAGE_ADDED, { c: other, after: 0 }), 'hello owner'] as const,
+        [owner!.subscribeVia(transport, MESSAGE_ADDED, { c: other, after: 0 }), 'hello owner'] as const,
+        [dan.subscribeVia(transport, MESSAGE_ADDED, { c: '4a3b2c1d-0000-4000-8000-00000000000b', after: 0 }), 'NOT_FOUND'] as const,
+      ];
+      for (const [sub, expected] of subs) {
+        await sub.until((s) => s.results.length > 0 || s.error !== undefined || s.completed, 5000, expected);
+        const errors = (sub.results[0]?.errors ?? (sub.error as any)) as any[] | undefined;
+        if (expected === 'FORBIDDEN' || expected === 'NOT_FOUND') expect(errors?.[0]?.extensions?.code).toBe(expected);
+        else expect([errors, sub.data.map((d) => d.messageAdded.body)]).toEqual([undefined, [expected]]);
+      }
+    });
+
     it('stops a removed member at once, with FORBIDDEN', async () => {
       const [alice, bob, carol] = [await user('alice'), await user('bob'), await user('carol')];
       const c = await group(alice, [bob, carol]);
@@ -242,6 +267,37 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       expect(events).toContainEqual({ __typename: 'ConversationJoined', conversationId: g, afterSeq: 4 });
       expect(events.filter((e) => e.conversationId === g && e.__typename === 'Message').map((e) => e.seq)).toEqual([5]);
       expect(events.filter((e) => e.conversationId === unknown && e.__typename === 'Message').map((e) => e.seq)).toEqual([4]);
+    });
+
+    it('starts from the inbox version read at sign-in; when it moved before the subscription started, the check resyncs once and repeats nothing', async () => {
+      // A server of its own whose periodic check does not run by itself: the test runs it.
+      const quiet = await TestServer.start({ DATABASE_URL: db.url, DELIVERY_CHECK_MS: '60000' });
+      try {
+        // Alice's row is written at her first request, which returns her inbox version (0).
+        const [alice, bob] = [await quiet.user(uid('alice'), 'alice'), await quiet.user(uid('bob'), 'bob')];
+        users.push(alice, bob);
+        // The conversation moves it to 1 before she subscribes: the version from sign-in is stale.
+        const direct = await dm(alice, bob);
+        await send(bob, direct, 'before');
+        const sub = alice.subscribeVia(transport, INBOX, { cursors: [{ conversationId: direct, afterSeq: 0 }] });
+        await quiet.listening(alice.id);
+        const hub = quiet.app.realtime.hub;
+        expect(hub.inboxVersion(alice.id)).toBe(0); // taken from sign-in: no read on the subscription start
+        await sub.until((s) => s.data.length >= 1, 5000, 'the replayed message');
+        await hub.check();
+        expect(hub.inboxVersion(alice.id)).toBe(1);
+        await send(bob, direct, 'after');
+        await sub.until((s) => s.data.length >= 2, 5000, 'the live message');
+        await settle();
+        expect(sub.data.map((d) => d.inbox)).toEqual([
+          { __typename: 'Message', conversationId: direct, seq: 1, body: 'before' },
+          { __typename: 'Message', conversationId: direct, seq: 2, body: 'after' },
+        ]);
+        expect(sub.error).toBeUndefined();
+        await alice.closeSockets();
+      } finally {
+        await quiet.stop();
+      }
     });
 
     it('resumes each conversation from its own cursor', async () => {

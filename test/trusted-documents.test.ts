@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChatClient, type ChatClient } from '../client/src/index.js';
 import { documentIds } from '../client/src/generated/document-ids.js';
 import { SDK_DOCUMENTS } from '../src/generated/trusted-documents.js';
+import { EARLIER_SDK_DOCUMENTS } from '../src/security/earlier-sdk-documents.js';
 import { TrustedDocuments } from '../src/security/trusted-documents.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { ALL_TRANSPORTS, codeOf, runVia } from './support/raw.js';
@@ -85,6 +86,22 @@ describe('a server that runs trusted documents only (TRUSTED_DOCUMENTS_ONLY)', (
     const t = await signToken(TEST_JWT_SECRET, uid('partner'), { name: 'Partner' });
     expect((await runVia('http', undefined, undefined, { url: server.url, token: t, extra: { documentId: TrustedDocuments.idOf(extra) } })).data).toEqual({ viewer: { name: 'Partner' } });
     expect((await runVia('http', extra, undefined, { url: server.url, token: t })).data).toEqual({ viewer: { name: 'Partner' } });
+  });
+
+  it("keeps running an earlier SDK release's documents, so that its apps' edits survive a server upgrade", async () => {
+    const earlier = Object.entries(EARLIER_SDK_DOCUMENTS);
+    for (const [id, text] of earlier) expect(TrustedDocuments.idOf(text), id).toBe(id);
+    // None of them is the current SDK's (those are in SDK_DOCUMENTS), and they do not collide.
+    expect(earlier.filter(([id]) => id in SDK_DOCUMENTS)).toEqual([]);
+    const [editId] = earlier.find(([, text]) => text.startsWith('mutation EditMessage('))!;
+    const t = await signToken(TEST_JWT_SECRET, uid('old-sdk'), { name: 'Old' });
+    const byId = (documentId: string, variables: Record<string, unknown>) => runVia('http', undefined, variables, { url: server.url, token: t, extra: { documentId } });
+    const group = await byId(documentIds.CreateGroup!, { title: 'old sdk', memberIds: [] });
+    const c = (group.data as { createGroup: { id: string } }).createGroup.id;
+    await byId(documentIds.SendMessage!, { conversationId: c, body: 'as sent', clientMessageId: uid('m') });
+    const edited = await byId(editId, { conversationId: c, seq: 1, body: 'edited by an earlier SDK' });
+    expect(edited.errors).toBeUndefined();
+    expect((edited.data as { editMessage: { body: string } }).editMessage.body).toBe('edited by an earlier SDK');
   });
 
   it('serves the SDK with trustedDocuments: true, over HTTP and the WebSocket', async () => {

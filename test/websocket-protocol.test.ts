@@ -121,6 +121,23 @@ describe('the graphql-transport-ws protocol', () => {
     expect((await p.closedWith()).code).toBe(4409);
   });
 
+  it('writes each subscription id as the client sent it, escaping included', async () => {
+    // Frames are assembled around the shared payload (src/realtime/transport/graphql-ws.ts, SocketSink):
+    // an id that needs JSON escaping must come back equal, and a plain one too.
+    const p = await peer();
+    await p.init();
+    const c = (await alice.ok('mutation { createGroup(title: "ids", memberIds: []) { id } }')).createGroup.id;
+    const ids = ['plain-1', 'quo"te\\back\nline', 'ünï€😀'];
+    for (const id of ids) p.send({ id, type: 'subscribe', payload: { query: 'subscription($c: ID!) { messageAdded(conversationId: $c) { seq } }', variables: { c } } });
+    await settle(300);
+    await alice.ok('mutation($c: ID!) { sendMessage(conversationId: $c, body: "x", clientMessageId: "ids-1") { seq } }', { c });
+    await p.until(() => p.frames.filter((f) => f.type === 'next').length === ids.length, 'a message on every id');
+    const next = p.frames.filter((f) => f.type === 'next');
+    expect(next.map((f) => f.id).sort()).toEqual([...ids].sort());
+    for (const frame of next) expect(frame.payload).toEqual({ data: { messageAdded: { seq: 1 } } });
+    p.close();
+  });
+
   it('stops a subscription when the client completes it', async () => {
     const p = await peer();
     await p.init();

@@ -23,6 +23,7 @@ import {
 } from './generated/graphql.js';
 import { ChatError, ErrorCode } from './errors.js';
 import type { HttpTransport } from './http.js';
+import type { Attempt } from './outbox.js';
 import type { EventFieldsFragment } from './generated/graphql.js';
 import type { Conversation, ConversationPage, MemberPage, Message, MessageHistory, MessagesSincePage, User } from './types.js';
 
@@ -96,14 +97,19 @@ export interface ChatApi {
    * Prefer the session's `send`, which retries safely.
    */
   sendMessage(conversationId: string, body: string, clientMessageId: string, reply?: ReplyOptions): Promise<Message>;
-  /** The sender replaces a message's body (one attempt; the session's `edit` retries). */
-  editMessage(conversationId: string, seq: number, body: string): Promise<Message>;
+  /**
+   * The sender replaces a message's body (one attempt; the session's `edit`
+   * retries). `attempt.fence`: see {@link ChangeFence}; a retry of your own
+   * should send one, with a higher token each attempt, and go out with
+   * `freshConnection` after a timeout.
+   */
+  editMessage(conversationId: string, seq: number, body: string, attempt?: Partial<Attempt>): Promise<Message>;
   /** The sender, or a group's owner, deletes a message (one attempt; the session's `delete` retries). */
-  deleteMessage(conversationId: string, seq: number): Promise<Message>;
+  deleteMessage(conversationId: string, seq: number, attempt?: Partial<Attempt>): Promise<Message>;
   /** Adds the viewer's reaction (one attempt; the session's `react` retries). */
-  addReaction(conversationId: string, seq: number, reaction: string): Promise<Message>;
+  addReaction(conversationId: string, seq: number, reaction: string, attempt?: Partial<Attempt>): Promise<Message>;
   /** Removes the viewer's reaction (one attempt; the session's `unreact` retries). */
-  removeReaction(conversationId: string, seq: number, reaction: string): Promise<Message>;
+  removeReaction(conversationId: string, seq: number, reaction: string, attempt?: Partial<Attempt>): Promise<Message>;
 }
 
 /**
@@ -158,10 +164,13 @@ export function createChatApi(http: HttpTransport): ChatApi {
         (await run(SendMessageDocument, { conversationId, body, clientMessageId, replyToSeq: reply.replyToSeq, threadRootSeq: reply.threadRootSeq })).sendMessage,
         'sendMessage',
       ),
-    editMessage: async (conversationId, seq, body) => present((await run(EditMessageDocument, { conversationId, seq, body })).editMessage, 'editMessage'),
-    deleteMessage: async (conversationId, seq) => present((await run(DeleteMessageDocument, { conversationId, seq })).deleteMessage, 'deleteMessage'),
-    addReaction: async (conversationId, seq, reaction) => present((await run(AddReactionDocument, { conversationId, seq, reaction })).addReaction, 'addReaction'),
-    removeReaction: async (conversationId, seq, reaction) =>
-      present((await run(RemoveReactionDocument, { conversationId, seq, reaction })).removeReaction, 'removeReaction'),
+    editMessage: async (conversationId, seq, body, { fence, freshConnection } = {}) =>
+      present((await run(EditMessageDocument, { conversationId, seq, body, fence }, { freshConnection })).editMessage, 'editMessage'),
+    deleteMessage: async (conversationId, seq, { fence, freshConnection } = {}) =>
+      present((await run(DeleteMessageDocument, { conversationId, seq, fence }, { freshConnection })).deleteMessage, 'deleteMessage'),
+    addReaction: async (conversationId, seq, reaction, { fence, freshConnection } = {}) =>
+      present((await run(AddReactionDocument, { conversationId, seq, reaction, fence }, { freshConnection })).addReaction, 'addReaction'),
+    removeReaction: async (conversationId, seq, reaction, { fence, freshConnection } = {}) =>
+      present((await run(RemoveReactionDocument, { conversationId, seq, reaction, fence }, { freshConnection })).removeReaction, 'removeReaction'),
   };
 }

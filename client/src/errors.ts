@@ -12,6 +12,8 @@ export const ErrorCode = {
   BAD_USER_INPUT: 'BAD_USER_INPUT',
   /** A `clientMessageId` already used for other content; `field` names it. */
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
+  /** A change's attempt that a later attempt of the same session overtook (a delayed retry); it changed nothing. */
+  SUPERSEDED: 'SUPERSEDED',
   /** Too many of something; wait `retryAfterMs`. */
   RATE_LIMITED: 'RATE_LIMITED',
   /** Not a request the server accepts (malformed body or frame, a batch, a method or media type). */

@@ -8,7 +8,7 @@ export { createHttpTransport, DEFAULT_REQUEST_TIMEOUT_MS, type HttpTransport, ty
 export { createTokenSource, type GetToken, type TokenRequest, type TokenSource } from './tokens.js';
 export { ChatError, ErrorCode, isChatError, SERVER_ERROR_CODES } from './errors.js';
 export { CloseReason } from './connection.js';
-export type { ChangeOptions, SendOptions } from './outbox.js';
+export type { Attempt, ChangeFence, ChangeOptions, SendOptions } from './outbox.js';
 export type { LocalModel } from './model.js';
 export type { RetryOptions } from './timing.js';
 export { TYPING_RENEW_MS } from './live.js';

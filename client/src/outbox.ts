@@ -20,6 +20,18 @@ export interface SendOptions extends ChangeOptions, ReplyOptions {
   clientMessageId?: string;
 }
 
+/**
+ * A change's fencing token: this session's writer id and the attempt's
+ * number, higher than any the session used before. The server refuses an
+ * attempt (SUPERSEDED, nothing changed) when a later one of the same writer
+ * already reached it, so a first attempt held up in an instance that stopped
+ * answering cannot land after its retry and the changes that followed it.
+ */
+export interface ChangeFence {
+  writer: string;
+  token: number;
+}
+
 /** What an attempt knows of the one before it. */
 export interface Attempt {
   /**
@@ -28,6 +40,8 @@ export interface Attempt {
    * stopped answering), so that it can land on another instance.
    */
   freshConnection: boolean;
+  /** This attempt's fencing token (changes send it; sends need none: a late attempt finds its clientMessageId stored). */
+  fence: ChangeFence;
 }
 
 export interface OutboxOptions {
@@ -39,6 +53,13 @@ export interface OutboxOptions {
    * message delivered, when it is the next one).
    */
   onDone(message: Message, kind: 'send' | 'change'): void | Promise<void>;
+  /**
+   * A send's first attempt is going out: from now on the server may hold
+   * the message. Followed by `onDone` (kind 'send') or `onSendFailed`.
+   */
+  onSendStarted(conversationId: string): void;
+  /** A send that had been attempted was given up (its promise rejects). */
+  onSendFailed(conversationId: string): void;
   onError(error: ChatError): void;
   retry: RetryOptions;
   signal: AbortSignal;
@@ -62,7 +83,8 @@ export interface Outbox {
    * A change to an existing message (edit, delete, reaction): `attempt` must
    * be idempotent, as the server's are (editing to the same body, deleting
    * twice, adding a reaction one has are no-ops), since a retry may follow an
-   * attempt whose answer was lost.
+   * attempt whose answer was lost; and it must send `attempt.fence`, so that
+   * an earlier attempt arriving late changes nothing.
    */
   change(conversationId: string, attempt: (attempt: Attempt) => Promise<Message>, options?: ChangeOptions): Promise<Message>;
   pending(): PendingSend[];
@@ -92,6 +114,10 @@ function newClientMessageId(): string {
  */
 export function createOutbox(options: OutboxOptions): Outbox {
   const queues = new Map<string, Entry[]>();
+  // One writer per outbox (session); every attempt takes the next token, so
+  // an attempt's token is above those of all attempts before it, retries included.
+  const writer = newClientMessageId();
+  let lastToken = 0;
   const wakeSignal = createWakeSignal();
   const { signal } = options;
 
@@ -111,6 +137,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
       try {
         entry.resolve(await attempt(entry));
       } catch (error) {
+        if (entry.send && entry.send.attempts > 0) options.onSendFailed(conversationId);
         entry.reject(toChatError(error));
       }
       if (queue[0] === entry) queue.shift();
@@ -124,9 +151,10 @@ export function createOutbox(options: OutboxOptions): Outbox {
     for (;;) {
       if (signal.aborted) throw abortReason(signal);
       if (entry.signal?.aborted) throw abortReason(entry.signal);
+      if (entry.send?.attempts === 0) options.onSendStarted(entry.conversationId);
       if (entry.send) entry.send.attempts++;
       try {
-        const message = await entry.run({ freshConnection: networkFailed });
+        const message = await entry.run({ freshConnection: networkFailed, fence: { writer, token: ++lastToken } });
         await options.onDone(message, entry.send ? 'send' : 'change');
         return message;
       } catch (raw) {

@@ -56,8 +56,15 @@ interface Track {
   target: number;
   catchingUp: Promise<void> | undefined;
   filling: Promise<void> | undefined;
-  /** While a join is announced: nothing is applied or delivered until it resolves. */
+  /** Set while `holds` is not empty: nothing is applied or delivered until it resolves. */
   paused: Pause | undefined;
+  /**
+   * Why the track is paused: its join is being announced (`resume` ends
+   * that), or it was followed while our own send to it was on the wire, from
+   * a position that may already include that message (the send's answer or
+   * failure ends that; see `acceptSent`).
+   */
+  holds: Set<'announcing' | 'own send'>;
 }
 
 /** Live events held ahead of a gap per conversation; beyond this they are fetched again instead. */
@@ -116,6 +123,8 @@ export class Sequencer {
   private readonly options: SequencerOptions;
   /** Our own sends to conversations not followed yet (just started): the lowest seq each. */
   private readonly sentBefore = new Map<string, number>();
+  /** Our own sends on the wire (attempted, not yet answered or given up), per conversation. */
+  private readonly sending = new Map<string, number>();
   private readonly membersLoading = new Map<string, { promise: Promise<LocalMember[]>; keep: boolean }>();
   private readonly verifying = new Set<string>();
 
@@ -167,8 +176,14 @@ export class Sequencer {
       target: start.eventCursor ?? 0,
       catchingUp: undefined,
       filling: undefined,
-      paused: start.paused ? pause() : undefined,
+      paused: undefined,
+      holds: new Set(),
     };
+    if (start.paused) this.hold(track, 'announcing');
+    // Our own send to it is on the wire: the position we start from may
+    // already include that message, which the session must still deliver
+    // (before send() resolves, as always). Wait for the answer to know.
+    if (this.sending.has(conversationId)) this.hold(track, 'own send');
     this.tracks.set(conversationId, track);
     this.options.onCursorsChange();
     this.drain(track);
@@ -193,15 +208,50 @@ export class Sequencer {
     this.options.onCursorsChange();
   }
 
-  /** Ends a pause: applies what was held, delivers, fetches what is missing. */
+  /** The join is announced: unless our own send holds it too, applies what was held, delivers, fetches what is missing. */
   resume(conversationId: string): void {
     const track = this.tracks.get(conversationId);
-    if (!track?.paused) return;
+    if (track) this.release(track, 'announcing');
+  }
+
+  private hold(track: Track, reason: 'announcing' | 'own send'): void {
+    track.holds.add(reason);
+    track.paused ??= pause();
+  }
+
+  private release(track: Track, reason: 'announcing' | 'own send'): void {
+    if (!track.holds.delete(reason) || track.holds.size > 0) return;
     const paused = track.paused;
     track.paused = undefined;
-    paused.resolve();
+    paused?.resolve();
     this.pump(track);
     this.drain(track);
+  }
+
+  /**
+   * Our own send's first attempt is going out: until its answer reaches
+   * `acceptSent` (or `sendFailed`), the server may hold the message without
+   * the session knowing its seq. The outbox sends one message at a time per
+   * conversation, so a track never waits for a send queued behind another.
+   */
+  sendStarted(conversationId: string): void {
+    this.sending.set(conversationId, (this.sending.get(conversationId) ?? 0) + 1);
+  }
+
+  /** A started send was given up (its promise rejected): nothing of it to wait for. */
+  sendFailed(conversationId: string): void {
+    this.sendSettled(conversationId);
+  }
+
+  private sendSettled(conversationId: string): void {
+    const left = (this.sending.get(conversationId) ?? 1) - 1;
+    if (left > 0) {
+      this.sending.set(conversationId, left);
+      return;
+    }
+    this.sending.delete(conversationId);
+    const track = this.tracks.get(conversationId);
+    if (track) this.release(track, 'own send');
   }
 
   /**
@@ -298,10 +348,22 @@ export class Sequencer {
    * not follow yet (one just started, whose announcement is still on its
    * way), it first reads where the conversation stands and follows it from
    * there, our message included; in one being announced, it waits for that.
+   * In one the session started following while the send was on the wire
+   * (the first sync's list or the subscription's announcement, read after
+   * the message was stored), the start moves back to just before our
+   * message: nothing was delivered meanwhile (the track was held), so what
+   * lies between is delivered once, in order, ours first.
    */
   async acceptSent(message: Message): Promise<void> {
     const { conversationId } = message;
     this.options.store.model(conversationId).put(message, true);
+    const started = this.tracks.get(conversationId);
+    if (started?.holds.has('own send') && message.seq <= started.messageCursor) {
+      started.historyUntil = Math.max(started.historyUntil, started.messageCursor);
+      started.messageCursor = message.seq - 1;
+      this.options.onCursorsChange();
+    }
+    this.sendSettled(conversationId);
     if (!this.tracks.has(conversationId)) {
       this.sentBefore.set(conversationId, Math.min(message.seq, this.sentBefore.get(conversationId) ?? Number.POSITIVE_INFINITY));
       let conversation: Conversation;

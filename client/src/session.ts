@@ -306,6 +306,8 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     // after its round trip through the subscription. A change's answer is
     // the message's newest state, with the viewer's own reactions.
     onDone: (message, kind) => (kind === 'send' ? sequencer.acceptSent(message) : sequencer.acceptMessage(message)),
+    onSendStarted: (conversationId) => sequencer.sendStarted(conversationId),
+    onSendFailed: (conversationId) => sequencer.sendFailed(conversationId),
     onError: report,
     retry,
     signal,
@@ -384,10 +386,11 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     send: (conversationId, body, sendOptions) => outbox.send(conversationId, body, sendOptions),
     reply: (conversationId, replyToSeq, body, sendOptions) => outbox.send(conversationId, body, { ...sendOptions, replyToSeq }),
     sendInThread: (conversationId, threadRootSeq, body, sendOptions) => outbox.send(conversationId, body, { ...sendOptions, threadRootSeq }),
-    edit: (conversationId, seq, body, changeOptions) => outbox.change(conversationId, () => api.editMessage(conversationId, seq, body), changeOptions),
-    delete: (conversationId, seq, changeOptions) => outbox.change(conversationId, () => api.deleteMessage(conversationId, seq), changeOptions),
-    react: (conversationId, seq, reaction, changeOptions) => outbox.change(conversationId, () => api.addReaction(conversationId, seq, reaction), changeOptions),
-    unreact: (conversationId, seq, reaction, changeOptions) => outbox.change(conversationId, () => api.removeReaction(conversationId, seq, reaction), changeOptions),
+    // Each attempt carries its fencing token and, after a timeout, goes out on a new connection (as a send's does).
+    edit: (conversationId, seq, body, changeOptions) => outbox.change(conversationId, (attempt) => api.editMessage(conversationId, seq, body, attempt), changeOptions),
+    delete: (conversationId, seq, changeOptions) => outbox.change(conversationId, (attempt) => api.deleteMessage(conversationId, seq, attempt), changeOptions),
+    react: (conversationId, seq, reaction, changeOptions) => outbox.change(conversationId, (attempt) => api.addReaction(conversationId, seq, reaction, attempt), changeOptions),
+    unreact: (conversationId, seq, reaction, changeOptions) => outbox.change(conversationId, (attempt) => api.removeReaction(conversationId, seq, reaction, attempt), changeOptions),
     async rename(conversationId, title) {
       const conversation = await api.renameConversation(conversationId, title);
       sequencer.noteTitle(conversationId, conversation.title);

@@ -192,7 +192,7 @@ describe('changes arriving live', () => {
     // What Bob's addReaction from another device commits, without its
     // announcement: the server's position check finds it and delivers it as
     // a compacted event, which does not say who reacted.
-    await db.query(`SELECT outcome FROM chat_react($1::uuid, 1, $2, '🙌', true, now(), 20, 100)`, [c, bobId]);
+    await db.query(`SELECT outcome FROM chat_react($1::uuid, 1, $2, '🙌', true, now(), 20, 100, NULL, NULL)`, [c, bobId]);
     await waitFor(() => laptop.changes(c, 1).length > 0, 'the repaired event (within the delivery bound)');
     expect(laptop.changes(c, 1)[0]).toMatchObject({ catchUp: true, actor: null });
     // The session asks the server whose it is.

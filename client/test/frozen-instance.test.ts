@@ -11,6 +11,22 @@ import { session, waitFor, type Recorded } from './helpers.js';
 const redisUrl = inject('redisUrl');
 const nginx = inject('nginx');
 
+/** Counts each editMessage request (per fence writer), then calls the real fetch. */
+function countingEdits(edits: { tokens: number[] }): typeof fetch {
+  return (input, init) => {
+    if (typeof init?.body === 'string' && init.body.includes('EditMessage')) {
+      edits.tokens.push((JSON.parse(init.body) as { variables: { fence?: { token: number } } }).variables.fence?.token ?? 0);
+    }
+    return globalThis.fetch(input, init);
+  };
+}
+
+/** The SUPERSEDED errors an instance has answered, from its /metrics. */
+async function supersededAt(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return Number(/^chat_graphql_errors_total\{code="SUPERSEDED"\} (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
 /** Counts each sendMessage request per clientMessageId, then calls the real fetch. */
 function countingFetch(attempts: Map<string, number>): typeof fetch {
   return (input, init) => {
@@ -155,5 +171,42 @@ describe.skipIf(!redisUrl || !nginx)('sends while one instance is frozen', () =>
     } finally {
       cluster.resume(frozen);
     }
+  }, 60_000);
+
+  it("refuses an edit's first attempt that the frozen instance runs after its retry and a later edit were acknowledged", async () => {
+    // The fault the history checker found (an acknowledged edit overwritten
+    // by an older one): the first attempt waits inside the frozen instance,
+    // the retry and the next edit land through another, then the instance
+    // wakes up and runs the first attempt. Its fencing token is below the
+    // ones that landed: SUPERSEDED, and the body stays the newest.
+    const l4 = await startTcpProxy(cluster.instances[frozen]!.port);
+    proxies.push(l4);
+    const ids = ['fay', 'gus'].map(uid);
+    for (const id of ids) await userAt(endpoint(l4.url), id);
+    const edits = { tokens: [] as number[] };
+    const fay = await session(l4, ids[0]!, sessions, { requestTimeoutMs: 1000, fetch: countingEdits(edits) });
+    const { id: c } = await fay.chat.startDirectConversation(ids[1]!);
+    await fay.chat.ready();
+    await fay.chat.send(c, 'as sent');
+    await Promise.all([fay.chat.viewer(), fay.chat.conversation(c), fay.chat.conversations()]);
+    const frozenPort = cluster.instances[frozen]!.port;
+    const supersededBefore = await supersededAt(frozenPort);
+
+    cluster.suspend(frozen);
+    l4.setTarget(cluster.instances[(frozen + 1) % 3]!.port);
+    try {
+      expect((await fay.chat.edit(c, 1, 'first edit')).body).toBe('first edit');
+      expect((await fay.chat.edit(c, 1, 'second edit')).body).toBe('second edit');
+    } finally {
+      cluster.resume(frozen);
+    }
+    // The first edit went out twice (timed out on a pinned socket, then a
+    // new connection), the second once, each attempt with a higher token.
+    expect(edits.tokens.length).toBe(3);
+    expect(edits.tokens).toEqual([...edits.tokens].sort((a, b) => a - b));
+    await waitFor(async () => (await supersededAt(frozenPort)) > supersededBefore, 'the woken instance to run the held-up first attempt');
+    const [row] = await db.query<{ body: string }>('SELECT body FROM messages WHERE conversation_id = $1 AND seq = 1', [c]);
+    expect(row!.body).toBe('second edit');
+    expect(fay.chat.local.message(c, 1)?.body).toBe('second edit');
   }, 60_000);
 });

@@ -138,6 +138,57 @@ describe('send', () => {
     expect(await stored(c)).toHaveLength(1);
   });
 
+  // The session starts following a conversation it just started at a
+  // position that already includes our message, while the send's answer is
+  // still on its way: from the first sync's list (read after the message was
+  // stored), or from the subscription's announcement (the list was read
+  // before the conversation existed). Our message must still come through
+  // onMessage, once, before send() resolves (it once did not: the README's
+  // Node snippet printed nothing on a loaded CI machine).
+  it.each([
+    ['the first sync lists the conversation with the message in it', 'list after'],
+    ['the subscription announces the conversation with the message in it', 'announce after'],
+  ] as const)('delivers our own message before send() resolves when %s while the answer is on its way', async (_, race) => {
+    const [aliceId, bobId] = await users('alice', 'bob');
+    const signal = () => {
+      let fire!: () => void;
+      const fired = new Promise<void>((resolve) => (fire = resolve));
+      return { fire, fired };
+    };
+    const listed = signal();
+    const storedSignal = signal();
+    const followed = signal();
+    let conversationId: string | undefined;
+    const slowFetch: typeof fetch = async (input, init) => {
+      const operation = (JSON.parse(typeof init?.body === 'string' ? init.body : '{}') as { operationName?: string }).operationName;
+      if (operation === 'Conversations' && race === 'list after') await storedSignal.fired;
+      const response = await fetch(input, init);
+      if (operation === 'Conversations' && race === 'announce after') {
+        listed.fire();
+        await storedSignal.fired;
+      }
+      if (operation === 'SendMessage') {
+        storedSignal.fire();
+        await followed.fired;
+      }
+      return response;
+    };
+    const alice = await session(server, aliceId, sessions, {
+      fetch: slowFetch,
+      onCursorsChange: (cursors) => {
+        if (conversationId && cursors[conversationId]) followed.fire();
+      },
+    });
+    if (race === 'announce after') await listed.fired;
+    const { id: c } = await alice.chat.startDirectConversation(bobId);
+    conversationId = c;
+    const sent = await alice.chat.send(c, 'Hello Bob');
+    expect(alice.messages.map((m) => [m.seq, m.body])).toEqual([[sent.seq, 'Hello Bob']]);
+    const next = await alice.chat.send(c, 'and again');
+    expect(alice.seqs(c)).toEqual([sent.seq, next.seq]);
+    expect(alice.errors).toEqual([]);
+  });
+
   it('rejects pending sends with ABORTED when aborted and CLOSED when the session closes', async () => {
     const [aliceId, bobId] = await users('alice', 'bob');
     const net = await proxy();

@@ -1,4 +1,6 @@
+import DataLoader from 'dataloader';
 import type { Database } from '../db/client.js';
+import { GroupCommit } from '../db/group-commit.js';
 import { forbidden, notFound } from '../errors.js';
 import type { ConversationRecord, ConversationView, MemberRole } from './records.js';
 
@@ -39,22 +41,74 @@ export function toView(row: ConversationRow, member: { role: string; lastReadSeq
  * query on Citus: members and conversations are co-located.
  */
 export async function requireMember(db: Database, conversationId: string, userId: string): Promise<ConversationView> {
-  // On nearly every operation's path (and every subscription start): one co-located join straight
-  // to node-postgres (src/db/client.ts says why), filtered by the conversation id on both tables.
-  const [member] = await db.sql.query<ConversationRow & { role: string; lastReadSeq: number }>(
-    `SELECT c.id::text AS id, c.kind::text AS kind, c.title, c.last_seq AS "lastSeq", c.last_event_seq AS "lastEventSeq",
-            c.member_count AS "memberCount", c.created_at AS "createdAt", c.last_message_at AS "lastMessageAt",
-            c.active_at AS "activeAt", m.role::text AS role, m.last_read_seq AS "lastReadSeq"
-       FROM (SELECT conversation_id, role, last_read_seq FROM conversation_members WHERE conversation_id = $1 AND user_id = $2) m
-       JOIN conversations c ON c.id = m.conversation_id
-      WHERE c.id = $1`,
-    [conversationId, userId],
-    'chat_require_member',
-  );
-  if (member) return toView(member, member);
+  // On nearly every operation's path: one co-located join straight to node-postgres
+  // (src/db/client.ts says why), filtered by the conversation id on both tables.
+  const [member] = await db.sql.query<MemberRow>(memberSelect('user_id = $2'), [conversationId, userId], 'chat_require_member');
+  return member ? toView(member, member) : notMember(db, conversationId);
+}
+
+type MemberRow = ConversationRow & { userId: string; role: string; lastReadSeq: number };
+
+/** The conversation and the membership of the users `members` picks among its members (`$1`: the conversation id). */
+function memberSelect(members: string): string {
+  return `SELECT c.id::text AS id, c.kind::text AS kind, c.title, c.last_seq AS "lastSeq", c.last_event_seq AS "lastEventSeq",
+                 c.member_count AS "memberCount", c.created_at AS "createdAt", c.last_message_at AS "lastMessageAt",
+                 c.active_at AS "activeAt", m.user_id AS "userId", m.role::text AS role, m.last_read_seq AS "lastReadSeq"
+            FROM (SELECT conversation_id, user_id, role, last_read_seq FROM conversation_members WHERE conversation_id = $1 AND ${members}) m
+            JOIN conversations c ON c.id = m.conversation_id
+           WHERE c.id = $1`;
+}
+
+/** Why a user is not given the conversation: NOT_FOUND if it does not exist, FORBIDDEN if they are not in it. */
+async function notMember(db: Database, conversationId: string): Promise<never> {
   const exists = await db.conversation.findUnique({ where: { id: conversationId }, select: { id: true } });
   if (exists) throw forbidden('You are not a member of this conversation');
   throw notFound(`Conversation ${conversationId} not found`);
+}
+
+/** Users per statement at most. */
+const MEMBERS_PER_STATEMENT = 1000;
+
+/**
+ * `requireMember` for subscription starts, which come in bursts: after a
+ * restart or a network blip thousands of members of one large group
+ * resubscribe at once. Checks that queue while one is in flight go together
+ * (GroupCommit), one statement per conversation (`conversation_id = $1 AND
+ * user_id = ANY($2)`: still one shard on Citus); a lone check is the same
+ * statement as `requireMember`.
+ */
+export class MemberChecks {
+  private readonly checks: DataLoader<{ conversationId: string; userId: string }, MemberRow | undefined>;
+  private readonly commit = new GroupCommit();
+
+  constructor(private readonly db: Database) {
+    this.checks = new DataLoader((keys) => this.commit.run(() => this.read(keys)), { cache: false, maxBatchSize: MEMBERS_PER_STATEMENT, batchScheduleFn: this.commit.schedule });
+  }
+
+  /** As `requireMember`: the conversation as the member sees it, or NOT_FOUND / FORBIDDEN. */
+  async require(conversationId: string, userId: string): Promise<ConversationView> {
+    const member = await this.checks.load({ conversationId, userId });
+    return member ? toView(member, member) : notMember(this.db, conversationId);
+  }
+
+  private async read(keys: readonly { conversationId: string; userId: string }[]): Promise<(MemberRow | undefined)[]> {
+    const byConversation = new Map<string, Set<string>>();
+    for (const { conversationId, userId } of keys) {
+      const users = byConversation.get(conversationId) ?? new Set();
+      byConversation.set(conversationId, users.add(userId));
+    }
+    const found = new Map<string, MemberRow>();
+    await Promise.all(
+      [...byConversation].map(async ([conversationId, users]) => {
+        const rows =
+          users.size === 1
+            ? await this.db.sql.query<MemberRow>(memberSelect('user_id = $2'), [conversationId, ...users], 'chat_require_member')
+            : await this.db.sql.query<MemberRow>(memberSelect('user_id = ANY($2::text[])'), [conversationId, [...users]], 'chat_require_members');
+        for (const row of rows) found.set(`${conversationId}\n${row.userId}`, row);
+      }),
+    );
+    return keys.map(({ conversationId, userId }) => found.get(`${conversationId}\n${userId}`));
+  }
 }
 
 type Tx = Parameters<Parameters<Database['$transaction']>[0]>[0];

@@ -1,15 +1,15 @@
 import type { Viewer } from '../auth.js';
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
-import { badInput, forbidden, notFound } from '../errors.js';
+import { badInput, ChatError, ErrorCode, forbidden, notFound } from '../errors.js';
 import type { ChatEvents } from './events.js';
 import { messageFromJson } from './message-rows.js';
 import { createRateLimiter } from './rate-limit.js';
 import type { MessageAction, MessageRecord } from './records.js';
 import type { UserService } from './users.js';
-import { conversationIdArgument, MAX_DISTINCT_REACTIONS, messageBody, reactionArgument, seqArgument } from './validate.js';
+import { changeFence, conversationIdArgument, MAX_DISTINCT_REACTIONS, messageBody, reactionArgument, seqArgument, type ChangeFence } from './validate.js';
 
-/** What each event-log write function returns (migration 20261203000100_event_functions). */
+/** What each event-log write function returns (migrations 20261203000100_event_functions, 20261206000000_change_fences). */
 interface ChangeRow {
   outcome: string;
   event_seq: number | null;
@@ -25,6 +25,12 @@ export type MessageChangeService = ReturnType<typeof createMessageChangeService>
  * SQL function (one round trip; delegated to the conversation's shard on
  * Citus) that takes the next event number and re-stamps the message, then
  * one announcement of the event with the message's new state.
+ *
+ * Each may carry a fencing token (`fence`): an attempt at or below the
+ * highest token its writer already used in the conversation is refused with
+ * SUPERSEDED and changes nothing, so a retried change's first attempt, held
+ * up in an instance that stopped answering, cannot land after later changes
+ * (docs/architecture.md, "Retried changes: fencing tokens").
  */
 export function createMessageChangeService(
   db: Database,
@@ -45,6 +51,8 @@ export function createMessageChangeService(
         throw notFound('Conversation not found');
       case 'not_member':
         throw forbidden('You are not a member of this conversation');
+      case 'superseded':
+        throw new ChatError(ErrorCode.SUPERSEDED, 'A later attempt of this writer (a higher fence.token) already reached the server; this one changed nothing', { field: 'fence.token' });
       case 'no_message':
         throw notFound(`No message ${seq} in this conversation`);
       case 'not_sender':
@@ -107,38 +115,43 @@ export function createMessageChangeService(
     },
 
     /** The sender replaces a message's body. Earlier versions are not kept; `editedAt` says when. */
-    async edit(viewer: Viewer, id: string, seq: number, body: string): Promise<MessageRecord> {
+    async edit(viewer: Viewer, id: string, seq: number, body: string, fenceArgument?: ChangeFence | null): Promise<MessageRecord> {
       const conversationId = conversationIdArgument(id);
       const at = seqArgument(seq, 'seq');
       const text = messageBody(body, config.maxBodyLength);
+      const fence = changeFence(fenceArgument);
       await writeLimit.take(viewer.id);
       const [row] = await db.$queryRaw<ChangeRow[]>`
         SELECT outcome, event_seq, message, members, member_ids
-          FROM chat_edit_message(${conversationId}::uuid, ${at}::integer, ${viewer.id}, ${text}, ${new Date()}::timestamptz, ${events.memberListMax}::integer)`;
+          FROM chat_edit_message(${conversationId}::uuid, ${at}::integer, ${viewer.id}, ${text}, ${new Date()}::timestamptz, ${events.memberListMax}::integer,
+                                 ${fence?.writer ?? null}::text, ${fence?.token ?? null}::bigint)`;
       return finish(row!, viewer, conversationId, at, 'EDITED');
     },
 
     /** The sender, or a group's owner, deletes a message: its body and reactions leave storage; a tombstone keeps its place. */
-    async delete(viewer: Viewer, id: string, seq: number): Promise<MessageRecord> {
+    async delete(viewer: Viewer, id: string, seq: number, fenceArgument?: ChangeFence | null): Promise<MessageRecord> {
       const conversationId = conversationIdArgument(id);
       const at = seqArgument(seq, 'seq');
+      const fence = changeFence(fenceArgument);
       await writeLimit.take(viewer.id);
       const [row] = await db.$queryRaw<ChangeRow[]>`
         SELECT outcome, event_seq, message, members, member_ids
-          FROM chat_delete_message(${conversationId}::uuid, ${at}::integer, ${viewer.id}, ${new Date()}::timestamptz, ${events.memberListMax}::integer)`;
+          FROM chat_delete_message(${conversationId}::uuid, ${at}::integer, ${viewer.id}, ${new Date()}::timestamptz, ${events.memberListMax}::integer,
+                                   ${fence?.writer ?? null}::text, ${fence?.token ?? null}::bigint)`;
       return finish(row!, viewer, conversationId, at, 'DELETED');
     },
 
     /** A member adds (or removes) one reaction; adding one already there, or removing one that is not, changes nothing. */
-    async react(viewer: Viewer, id: string, seq: number, reaction: string, add: boolean): Promise<MessageRecord> {
+    async react(viewer: Viewer, id: string, seq: number, reaction: string, add: boolean, fenceArgument?: ChangeFence | null): Promise<MessageRecord> {
       const conversationId = conversationIdArgument(id);
       const at = seqArgument(seq, 'seq');
       const name = reactionArgument(reaction);
+      const fence = changeFence(fenceArgument);
       await writeLimit.take(viewer.id);
       const [row] = await db.$queryRaw<ChangeRow[]>`
         SELECT outcome, event_seq, message, members, member_ids
           FROM chat_react(${conversationId}::uuid, ${at}::integer, ${viewer.id}, ${name}, ${add}, ${new Date()}::timestamptz,
-                          ${MAX_DISTINCT_REACTIONS}::integer, ${events.memberListMax}::integer)`;
+                          ${MAX_DISTINCT_REACTIONS}::integer, ${events.memberListMax}::integer, ${fence?.writer ?? null}::text, ${fence?.token ?? null}::bigint)`;
       const message = await finish(row!, viewer, conversationId, at, add ? 'REACTION_ADDED' : 'REACTION_REMOVED', name);
       // The viewer's own reactions, as they now stand (the summary the function returns is viewer-free).
       const mine = await db.messageReaction.findMany({

@@ -1,7 +1,7 @@
 import type { Viewer } from '../auth.js';
 import type { Database } from '../db/client.js';
 import { badInput } from '../errors.js';
-import { requireMember } from './access.js';
+import { MemberChecks } from './access.js';
 import { conversationIdArgument, seqArgument } from './validate.js';
 
 export interface StreamStart {
@@ -13,12 +13,13 @@ export interface StreamStart {
 
 /** What subscriptions read from the database: authorization, starting points, membership. */
 export function createStreamService(db: Database) {
+  const memberChecks = new MemberChecks(db);
   return {
     /** Authorizes a conversation subscription and checks its cursor. */
     async conversation(viewer: Viewer, id: string, afterSeq: number | null | undefined): Promise<StreamStart & { cursor: number }> {
       const conversationId = conversationIdArgument(id);
       if (afterSeq != null) seqArgument(afterSeq, 'afterSeq');
-      const view = await requireMember(db, conversationId, viewer.id);
+      const view = await memberChecks.require(conversationId, viewer.id);
       if (afterSeq != null && afterSeq > view.lastSeq) {
         throw badInput(`afterSeq ${afterSeq} is beyond the last message (${view.lastSeq})`, 'afterSeq');
       }
@@ -49,7 +50,13 @@ export function createStreamService(db: Database) {
     /** Each user's inbox version (bumped by every membership change of theirs); missing users are omitted. */
     async inboxVersions(userIds: readonly string[]): Promise<Map<string, number>> {
       if (userIds.length === 0) return new Map();
-      const rows = await db.user.findMany({ where: { id: { in: [...userIds] } }, select: { id: true, inboxVersion: true } });
+      // On the driver, not Prisma: every subscription start reads one (src/realtime/hub.ts, attachUser),
+      // and Prisma's engine cost more CPU than the rest of a connect. One user: a statement Citus
+      // routes to the user's shard; several (the position check): one statement for the batch.
+      const rows =
+        userIds.length === 1
+          ? await db.sql.query<{ id: string; inboxVersion: number }>('SELECT id, inbox_version AS "inboxVersion" FROM users WHERE id = $1', [userIds[0]], 'chat_inbox_version')
+          : await db.sql.query<{ id: string; inboxVersion: number }>('SELECT id, inbox_version AS "inboxVersion" FROM users WHERE id = ANY($1::text[])', [[...userIds]], 'chat_inbox_versions');
       return new Map(rows.map((row) => [row.id, row.inboxVersion]));
     },
 
@@ -61,7 +68,7 @@ export function createStreamService(db: Database) {
     async presenceTargets(viewer: Viewer, conversationId: string | null | undefined, max: number): Promise<string[]> {
       if (conversationId != null) {
         const id = conversationIdArgument(conversationId);
-        const view = await requireMember(db, id, viewer.id);
+        const view = await memberChecks.require(id, viewer.id);
         if (view.memberCount > max) {
           throw badInput(`presence can watch conversations of up to ${max} members`, 'conversationId');
         }

@@ -1,5 +1,7 @@
+import DataLoader from 'dataloader';
 import type { Viewer } from '../auth.js';
 import type { Database } from '../db/client.js';
+import { GroupCommit } from '../db/group-commit.js';
 import { notFound } from '../errors.js';
 import { MOVE_TIMEOUT_MS, withTimeout } from './inbox-order.js';
 import type { UserRecord } from './records.js';
@@ -10,21 +12,35 @@ export function createUserService(db: Database) {
   // Users are created on first authenticated use. Remember whom we have
   // already written (with which name) so that each request does not upsert.
   const known = new Map<string, string>();
+  // The inbox version each write returned, until a subscription start takes it.
+  const versionHints = new Map<string, number>();
   const KNOWN_MAX = 100_000;
+  const rows = new UserRowWriter(db);
   const lastSeen = new LastSeenWriter(db);
 
   return {
     /** Creates the viewer's user row on first use, and follows name changes in the token. */
     async ensure(viewer: Viewer): Promise<void> {
       if (known.get(viewer.id) === viewer.name) return;
-      // On every new connection's path: straight to node-postgres (src/db/client.ts says why).
-      await db.sql.query(
-        'INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name',
-        [viewer.id, viewer.name, new Date()],
-        'chat_ensure_user',
-      );
+      const inboxVersion = await rows.write(viewer);
       if (known.size >= KNOWN_MAX) known.clear();
       known.set(viewer.id, viewer.name);
+      if (versionHints.size >= KNOWN_MAX) versionHints.clear();
+      versionHints.set(viewer.id, inboxVersion);
+    },
+
+    /**
+     * The user's inbox version as `ensure` last wrote the user's row (at a
+     * connection's authentication), once: the first caller takes it, later
+     * ones get undefined. It may be older than the current version, never
+     * newer; the hub starts a user from it instead of reading one on the
+     * subscription start that usually follows (a stale one costs a single
+     * resync at the next position check; docs/architecture.md, "Delivery").
+     */
+    takeInboxVersion(userId: string): number | undefined {
+      const version = versionHints.get(userId);
+      versionHints.delete(userId);
+      return version;
     },
 
     async get(id: string): Promise<UserRecord | null> {
@@ -64,6 +80,56 @@ export function createUserService(db: Database) {
 
 /** Users per statement at most. */
 const LAST_SEEN_PER_STATEMENT = 1000;
+const USER_ROWS_PER_STATEMENT = 500;
+
+/**
+ * Group commit (GroupCommit) of user-row upserts: every sign-in writes its
+ * user's row once per process (creating it, following the token's name), and
+ * after a restart thousands of users sign in at once. Sign-ins that queue
+ * while a write is in flight go together as one multi-row upsert (at most
+ * USER_ROWS_PER_STATEMENT rows; Citus routes each row to its user's shard).
+ * Rows are written in id order, so two instances' batches take their row
+ * locks in the same order.
+ */
+class UserRowWriter {
+  private readonly batches: DataLoader<Viewer, number>;
+  private readonly commit = new GroupCommit();
+
+  constructor(private readonly db: Database) {
+    this.batches = new DataLoader((viewers) => this.upsert(viewers), {
+      cache: false,
+      maxBatchSize: USER_ROWS_PER_STATEMENT,
+      batchScheduleFn: this.commit.schedule,
+    });
+  }
+
+  /** Creates or renames the viewer's row; resolves with the user's inbox version. */
+  write(viewer: Viewer): Promise<number> {
+    return this.batches.load(viewer);
+  }
+
+  private async upsert(viewers: readonly Viewer[]): Promise<number[]> {
+    const rows = await this.commit.run(() => this.statement(viewers));
+    const versions = new Map(rows.map((row) => [row.id, row.inboxVersion]));
+    return viewers.map((viewer) => versions.get(viewer.id)!);
+  }
+
+  private statement(viewers: readonly Viewer[]): Promise<{ id: string; inboxVersion: number }[]> {
+    // One row per user (a row twice in one upsert is an error); the last name seen wins.
+    const names = new Map(viewers.map((viewer) => [viewer.id, viewer.name]));
+    const createdAt = new Date();
+    const upsert = 'ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name RETURNING id, inbox_version AS "inboxVersion"';
+    // Straight to node-postgres (src/db/client.ts says why).
+    if (names.size === 1) {
+      const [id, name] = [...names][0]!;
+      return this.db.sql.query(`INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3) ${upsert}`, [id, name, createdAt], 'chat_ensure_user');
+    }
+    const ids = [...names.keys()].sort();
+    const values = ids.map((_, i) => `($${2 * i + 2}, $${2 * i + 3}, $1)`).join(', ');
+    // Unnamed: its text depends on the batch size.
+    return this.db.sql.query(`INSERT INTO users (id, name, created_at) VALUES ${values} ${upsert}`, [createdAt, ...ids.flatMap((id) => [id, names.get(id)])]);
+  }
+}
 
 /**
  * Group commit of last-seen times. A reconnect storm changes thousands of

@@ -49,6 +49,22 @@ export function clientMessageId(value: string): string {
   return value;
 }
 
+/** A change's fencing token (docs/architecture.md, "Retried changes: fencing tokens"): who makes the attempt and its number. */
+export interface ChangeFence {
+  /** The writer: one per client session, 1 to 64 printable ASCII characters (the SDK uses a random UUID). */
+  writer: string;
+  /** Grows with every attempt the writer makes: 1 to 2^31 - 1. */
+  token: number;
+}
+
+/** A fence argument checked (`fence.writer`, `fence.token` named on refusal), or null when none was given. */
+export function changeFence(value: ChangeFence | null | undefined): ChangeFence | null {
+  if (value == null) return null;
+  if (!CLIENT_MESSAGE_ID.test(value.writer)) throw badInput('fence.writer must be 1 to 64 printable ASCII characters', 'fence.writer');
+  if (!Number.isSafeInteger(value.token) || value.token < 1) throw badInput('fence.token must be a positive integer', 'fence.token');
+  return { writer: value.writer, token: value.token };
+}
+
 export function groupTitle(title: string): string {
   const trimmed = humanText(title, 'title').trim();
   if (trimmed === '' || trimmed.length > 200) throw badInput('title must be 1 to 200 characters', 'title');

@@ -416,15 +416,22 @@ export class ConversationFeed<T> {
       } else {
         ({ items, through } = await this.sharedRange(member.cursor, this.emittedSeq + 1));
       }
-      for (const item of items) {
-        if (member.sink.closed || member.detached) return;
-        const key = this.keyOf(item);
-        if (key <= member.cursor) continue;
-        const group = this.groupOf(member);
-        const payload = group ? await this.renderFor(group, item) : undefined;
-        if (key <= member.cursor || member.sink.closed) continue;
-        member.cursor = key;
-        member.sink.deliver(item, payload);
+      // The catch-up goes out in one corked write, as a live batch does (handAll):
+      // after a reconnect storm, a write per missed item per socket was most of the work.
+      member.sink.cork?.();
+      try {
+        for (const item of items) {
+          if (member.sink.closed || member.detached) return;
+          const key = this.keyOf(item);
+          if (key <= member.cursor) continue;
+          const group = this.groupOf(member);
+          const payload = group ? await this.renderFor(group, item) : undefined;
+          if (key <= member.cursor || member.sink.closed) continue;
+          member.cursor = key;
+          member.sink.deliver(item, payload);
+        }
+      } finally {
+        member.sink.uncork?.();
       }
       member.cursor = Math.max(member.cursor, through);
     }

@@ -1,6 +1,7 @@
 import DataLoader from 'dataloader';
+import { GroupCommit } from '../db/group-commit.js';
 import type { ConversationEventRecord, MessageRecord } from '../chat/records.js';
-import { ignoreObserver, type Broker, type BusEvent, type RealtimeObserver, type Unsubscribe } from './broker/broker.js';
+import { ignoreObserver, type Broker, type BusEvent, type RealtimeObserver } from './broker/broker.js';
 import { channels, type FanoutPolicy } from './fanout.js';
 import { ConversationFeed, type FeedStore } from './feed.js';
 
@@ -35,6 +36,13 @@ export interface HubStore {
   positions(conversationIds: readonly string[]): Promise<Map<string, Position>>;
   /** Each user's inbox version: bumped by every change to the set of conversations they are in. */
   inboxVersions(userIds: readonly string[]): Promise<Map<string, number>>;
+  /**
+   * A version of the user's read earlier (at authentication; each is handed
+   * out once), never newer than the current one, or undefined: attaching
+   * starts from it instead of reading one. If it is stale, the next check
+   * resyncs the user once.
+   */
+  takeInboxVersion?(userId: string): number | undefined;
 }
 
 export interface HubOptions {
@@ -49,13 +57,47 @@ export interface HubOptions {
   observer?: RealtimeObserver;
 }
 
-interface UserEntry {
-  listeners: Set<MembershipListener>;
-  /** Settles once the user channel is live and the inbox version is known. */
-  ready: Promise<void>;
-  unsubscribe: Promise<Unsubscribe>;
+/**
+ * A user followed here: the subscriptions listening for its membership
+ * events and its channel. Most users have one subscription on an instance,
+ * so there is a Set only from the second on, and the promises of attaching
+ * are dropped once settled: this object is part of every idle subscription's
+ * memory (`npm run bench:memory`).
+ */
+class UserEntry {
+  private only: MembershipListener | undefined;
+  private more: Set<MembershipListener> | undefined;
+  /** Settles once the user channel is live and the inbox version is known; undefined once it did. */
+  ready: Promise<void> | undefined;
+  /** The broker subscription to the user channel while it is being made; undefined once made. */
+  subscribing: Promise<void> | undefined;
   /** The inbox version as of attaching (or the last check); undefined until read. */
   version: number | undefined;
+
+  add(listener: MembershipListener): void {
+    if (this.only === undefined && this.more === undefined) this.only = listener;
+    else if (this.only !== listener) (this.more ??= new Set()).add(listener);
+  }
+
+  /** Whether it was there. */
+  delete(listener: MembershipListener): boolean {
+    if (this.only === listener) {
+      this.only = undefined;
+      return true;
+    }
+    return this.more?.delete(listener) ?? false;
+  }
+
+  get size(): number {
+    return (this.only === undefined ? 0 : 1) + (this.more?.size ?? 0);
+  }
+
+  /** A copy: listeners may detach while they are told. */
+  listeners(): MembershipListener[] {
+    const all = this.only === undefined ? [] : [this.only];
+    if (this.more) for (const listener of this.more) all.push(listener);
+    return all;
+  }
 }
 
 /** One conversation followed here: its feeds (either or both) and its channel. */
@@ -65,7 +107,7 @@ interface FeedEntry {
   messages?: ConversationFeed<MessageRecord>;
   events?: ConversationFeed<ConversationEventRecord>;
   /** The conversation channel, while the conversation is large. */
-  channel?: Promise<Unsubscribe>;
+  channel?: Promise<void>;
 }
 
 /** The event a send is in the event log. */
@@ -127,12 +169,14 @@ export class Hub {
     this.observer = options.observer ?? ignoreObserver;
     this.onEmit = (message) => this.observer.deliveryLatency((Date.now() - message.createdAt.getTime()) / 1000);
     this.onRepair = (count) => this.observer.repaired(count);
+    // Group commit: after a restart thousands of users' first subscriptions start at once.
+    const commit = new GroupCommit();
     this.versions = new DataLoader(
       async (userIds: readonly string[]) => {
-        const found = await options.store.inboxVersions(userIds);
+        const found = await commit.run(() => options.store.inboxVersions(userIds));
         return userIds.map((id) => found.get(id) ?? 0);
       },
-      { cache: false, maxBatchSize: CHECK_BATCH },
+      { cache: false, maxBatchSize: CHECK_BATCH, batchScheduleFn: commit.schedule },
     );
     options.broker.onReconnect(() => void this.check());
     this.grace = Math.min(250, Math.floor(options.checkIntervalMs / 4));
@@ -143,39 +187,49 @@ export class Hub {
   /**
    * Registers a user's subscription for membership events and makes sure this
    * process hears the user's channel. Resolves once the channel is live and
-   * the user's inbox version is read, so whatever the caller reads from the
+   * the user's inbox version is known, so whatever the caller reads from the
    * database next cannot miss a change: it either arrives as an event or
-   * moves the version, which the position check notices.
+   * moves the version, which the position check notices. The version may
+   * predate the channel (one taken from authentication,
+   * `HubStore.takeInboxVersion`): a change in between then moves it too,
+   * and costs one resync that finds nothing missing.
    */
   async attachUser(userId: string, listener: MembershipListener): Promise<void> {
     let entry = this.users.get(userId);
     if (!entry) {
-      const created: UserEntry = (entry = {
-        listeners: new Set(),
-        unsubscribe: this.options.broker.subscribe(channels.user(userId), this.handler),
-        ready: undefined as unknown as Promise<void>,
-        version: undefined,
+      const created = (entry = new UserEntry());
+      const subscribing = this.options.broker.subscribe(channels.user(userId), this.handler).then(() => {
+        created.subscribing = undefined;
       });
-      created.ready = Promise.all([created.unsubscribe, this.versions.load(userId)]).then(([, version]) => {
+      created.subscribing = subscribing;
+      const known = this.options.store.takeInboxVersion?.(userId);
+      const ready = Promise.all([subscribing, known ?? this.versions.load(userId)]).then(([, version]) => {
         created.version ??= version;
+        created.ready = undefined;
       });
-      created.ready.catch(() => {
+      created.ready = ready;
+      ready.catch(() => {
         // Neither half is usable: forget the entry, so the next attach starts afresh.
         if (this.users.get(userId) !== created) return;
         this.users.delete(userId);
-        created.unsubscribe.then((unsubscribe) => unsubscribe()).catch(() => {});
+        this.unsubscribeUser(userId, created).catch(() => {});
       });
       this.users.set(userId, created);
     }
-    entry.listeners.add(listener);
-    await entry.ready;
+    entry.add(listener);
+    if (entry.ready) await entry.ready;
   }
 
   detachUser(userId: string, listener: MembershipListener): void {
     const entry = this.users.get(userId);
-    if (!entry || !entry.listeners.delete(listener) || entry.listeners.size > 0) return;
+    if (!entry || !entry.delete(listener) || entry.size > 0) return;
     this.users.delete(userId);
-    entry.unsubscribe.then((unsubscribe) => unsubscribe()).catch((error) => this.options.onError(error, 'unsubscribe user'));
+    this.unsubscribeUser(userId, entry).catch((error) => this.options.onError(error, 'unsubscribe user'));
+  }
+
+  private async unsubscribeUser(userId: string, entry: UserEntry): Promise<void> {
+    if (entry.subscribing) await entry.subscribing;
+    await this.options.broker.unsubscribe(channels.user(userId), this.handler);
   }
 
   /**
@@ -252,7 +306,7 @@ export class Hub {
     if (entry.messages || entry.events) return;
     this.feeds.delete(entry.conversationId);
     entry.channel
-      ?.then((unsubscribe) => unsubscribe())
+      ?.then(() => this.options.broker.unsubscribe(channels.conversation(entry.conversationId), this.handler))
       .catch((error) => this.options.onError(error, 'unsubscribe conversation'));
   }
 
@@ -318,12 +372,12 @@ export class Hub {
         const version = versions.get(userId) ?? 0;
         if (version === entry.version) continue;
         entry.version = version;
-        for (const listener of entry.listeners) listener.onResync();
+        for (const listener of entry.listeners()) listener.onResync();
       }
     }
   }
 
-  private subscribeConversation(entry: FeedEntry): Promise<Unsubscribe> {
+  private subscribeConversation(entry: FeedEntry): Promise<void> {
     entry.channel ??= this.options.broker.subscribe(channels.conversation(entry.conversationId), this.handler);
     return entry.channel;
   }
@@ -363,11 +417,11 @@ export class Hub {
         return;
       case 'joined':
         this.resized(event.conversationId, event.memberCount);
-        for (const listener of this.users.get(event.userId)?.listeners ?? []) listener.onJoined(event);
+        for (const listener of this.users.get(event.userId)?.listeners() ?? []) listener.onJoined(event);
         return;
       case 'left':
         this.resized(event.conversationId, event.memberCount);
-        for (const listener of this.users.get(event.userId)?.listeners ?? []) listener.onLeft(event);
+        for (const listener of this.users.get(event.userId)?.listeners() ?? []) listener.onLeft(event);
         return;
       case 'resized':
         this.resized(event.conversationId, event.memberCount);
@@ -384,12 +438,35 @@ export class Hub {
     }
   }
 
-  /** Whether this process currently hears the user's channel (for tests). */
+  /** Subscription starts under way on this process (attached, start point not yet read): see {@link starting}. */
+  private starts = 0;
+
+  /** Runs a stream's start, counted while under way, so that tests can tell when a subscription has its start point. */
+  async starting<T>(start: () => Promise<T>): Promise<T> {
+    this.starts++;
+    try {
+      return await start();
+    } finally {
+      this.starts--;
+    }
+  }
+
+  /**
+   * For tests: whether this process hears the user's channel and no
+   * subscription start is under way, so that a subscription of the user's
+   * made before has read its start point (what is committed from now on
+   * reaches it, whatever the timing).
+   */
   async listening(userId: string): Promise<boolean> {
     const entry = this.users.get(userId);
     if (!entry) return false;
     await entry.ready;
-    return true;
+    return this.starts === 0;
+  }
+
+  /** For tests: the inbox version this process holds for a user (undefined: not attached, or not known yet). */
+  inboxVersion(userId: string): number | undefined {
+    return this.users.get(userId)?.version;
   }
 
   /** For tests: how many live typing subscriptions this process has for a conversation. */

@@ -86,6 +86,7 @@ export async function createRealtime(options: RealtimeOptions): Promise<Realtime
       ...feedStores(services),
       positions: services.streams.positions,
       inboxVersions: services.streams.inboxVersions,
+      takeInboxVersion: services.users.takeInboxVersion,
     },
   });
   const streamDeps: StreamDeps = {

@@ -114,6 +114,15 @@ builder.queryFields((t) => ({
   }),
 }));
 
+const ChangeFence = builder.inputType('ChangeFence', {
+  description:
+    "A fencing token for one attempt of a change (edit, delete, reaction): the change is refused with SUPERSEDED, and changes nothing, when this writer already used a token as high or higher in this conversation. Retrying clients send one so that a delayed earlier attempt (held up in an instance that stopped answering) cannot land after a later change. The SDK sends one with every attempt.",
+  fields: (t) => ({
+    writer: t.string({ required: true, description: 'Who makes the attempt: 1 to 64 printable ASCII characters, one per client session (the SDK uses a random UUID).' }),
+    token: t.int({ required: true, description: "The attempt's number: 1 or more, higher than any this writer used before (a retry takes a new one)." }),
+  }),
+});
+
 builder.mutationFields((t) => ({
   sendMessage: t.field({
     type: Message,
@@ -139,31 +148,46 @@ builder.mutationFields((t) => ({
       conversationId: t.arg.id({ required: true }),
       seq: t.arg.int({ required: true, description: 'The message, by its seq.' }),
       body: t.arg.string({ required: true, description: 'As in sendMessage.' }),
+      fence: t.arg({ type: ChangeFence, description: 'Refuse this attempt if a later one of the same writer already arrived (SUPERSEDED).' }),
     },
     resolve: (_root, args, context) =>
-      context.services.changes.edit(requireViewer(context), String(args.conversationId), args.seq, args.body),
+      context.services.changes.edit(requireViewer(context), String(args.conversationId), args.seq, args.body, args.fence),
   }),
   deleteMessage: t.field({
     type: Message,
     description:
       'Deletes a message: its sender may, and a group\'s owner may delete any. Its body and reactions are removed from storage; a tombstone keeps its seq. Deleting again changes nothing.',
-    args: { conversationId: t.arg.id({ required: true }), seq: t.arg.int({ required: true, description: 'The message, by its seq.' }) },
-    resolve: (_root, args, context) => context.services.changes.delete(requireViewer(context), String(args.conversationId), args.seq),
+    args: {
+      conversationId: t.arg.id({ required: true }),
+      seq: t.arg.int({ required: true, description: 'The message, by its seq.' }),
+      fence: t.arg({ type: ChangeFence, description: 'Refuse this attempt if a later one of the same writer already arrived (SUPERSEDED).' }),
+    },
+    resolve: (_root, args, context) => context.services.changes.delete(requireViewer(context), String(args.conversationId), args.seq, args.fence),
   }),
   addReaction: t.field({
     type: Message,
     description:
       'Adds the viewer\'s reaction to a message (members only): one emoji (one grapheme) or a short name of a-z, 0-9, _, +, - (up to 32). A message carries at most 20 different reactions. Adding one the viewer already has changes nothing.',
-    args: { conversationId: t.arg.id({ required: true }), seq: t.arg.int({ required: true, description: 'The message, by its seq.' }), reaction: t.arg.string({ required: true }) },
+    args: {
+      conversationId: t.arg.id({ required: true }),
+      seq: t.arg.int({ required: true, description: 'The message, by its seq.' }),
+      reaction: t.arg.string({ required: true }),
+      fence: t.arg({ type: ChangeFence, description: 'Refuse this attempt if a later one of the same writer already arrived (SUPERSEDED).' }),
+    },
     resolve: (_root, args, context) =>
-      context.services.changes.react(requireViewer(context), String(args.conversationId), args.seq, args.reaction, true),
+      context.services.changes.react(requireViewer(context), String(args.conversationId), args.seq, args.reaction, true, args.fence),
   }),
   removeReaction: t.field({
     type: Message,
     description: "Removes the viewer's reaction from a message; removing one the viewer does not have changes nothing.",
-    args: { conversationId: t.arg.id({ required: true }), seq: t.arg.int({ required: true, description: 'The message, by its seq.' }), reaction: t.arg.string({ required: true }) },
+    args: {
+      conversationId: t.arg.id({ required: true }),
+      seq: t.arg.int({ required: true, description: 'The message, by its seq.' }),
+      reaction: t.arg.string({ required: true }),
+      fence: t.arg({ type: ChangeFence, description: 'Refuse this attempt if a later one of the same writer already arrived (SUPERSEDED).' }),
+    },
     resolve: (_root, args, context) =>
-      context.services.changes.react(requireViewer(context), String(args.conversationId), args.seq, args.reaction, false),
+      context.services.changes.react(requireViewer(context), String(args.conversationId), args.seq, args.reaction, false, args.fence),
   }),
 }));
 

@@ -43,6 +43,11 @@ export interface RateLimiter {
 export interface ConnectionGate {
   /** A connection attempt from `address` (before a WebSocket upgrade, or an SSE stream). */
   attempt(address: string): Promise<void>;
+  /**
+   * Whether `attempt` limits anything. When not, transports skip it and do not
+   * read the peer's address (Node then caches it on every socket: 88 bytes).
+   */
+  readonly limitsAddresses: boolean;
   /** An authenticated connection of `userId` opens: one attempt for the user, and one of their connection slots. */
   open(userId: string, connectionId: string): Promise<void>;
   /** It closed: its slot is free. */
@@ -175,6 +180,7 @@ export async function createAbuseLimits(
 
   const gate: ConnectionGate = {
     maxOperationsPerConnection: settings.maxOperationsPerConnection,
+    limitsAddresses: settings.connectRatePerMinutePerAddress > 0,
     async attempt(address) {
       await connectsByAddress.take(address);
     },

@@ -61,12 +61,19 @@ export class TestServer {
   /** Waits until this server hears the user's channel (their subscription has started). */
   async listening(userId: string, timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!(await this.app.realtime.hub.listening(userId))) {
-      if (Date.now() > deadline) throw new Error(`no subscription of ${userId} started`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    // The user channel is live; the subscription reads its starting point right after.
+    const started = async () => {
+      while (!(await this.app.realtime.hub.listening(userId))) {
+        if (Date.now() > deadline) throw new Error(`no subscription of ${userId} started`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    // The user channel is live and no subscription start is under way. Once
+    // more after a moment: the subscribe just sent may not have reached the
+    // server yet (the channel can be live from an earlier subscription), and
+    // a start that has begun is waited for until it has read its start point.
+    await started();
     await new Promise((resolve) => setTimeout(resolve, 50));
+    await started();
   }
 
   /** Waits until this server delivers live to at least `count` feed members (subscriptions are in place). */

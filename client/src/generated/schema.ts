@@ -12,6 +12,14 @@ export type Scalars = {
   DateTime: { input: string; output: string; }
 };
 
+/** A fencing token for one attempt of a change (edit, delete, reaction): the change is refused with SUPERSEDED, and changes nothing, when this writer already used a token as high or higher in this conversation. Retrying clients send one so that a delayed earlier attempt (held up in an instance that stopped answering) cannot land after a later change. The SDK sends one with every attempt. */
+export type ChangeFence = {
+  /** The attempt's number: 1 or more, higher than any this writer used before (a retry takes a new one). */
+  token: Scalars['Int']['input'];
+  /** Who makes the attempt: 1 to 64 printable ASCII characters, one per client session (the SDK uses a random UUID). */
+  writer: Scalars['String']['input'];
+};
+
 /** A direct or group conversation, as the viewer (a member) sees it. */
 export type Conversation = {
   __typename?: 'Conversation';
@@ -300,6 +308,7 @@ export type MutationAddMembersArgs = {
 
 export type MutationAddReactionArgs = {
   conversationId: Scalars['ID']['input'];
+  fence?: InputMaybe<ChangeFence>;
   reaction: Scalars['String']['input'];
   seq: Scalars['Int']['input'];
 };
@@ -313,6 +322,7 @@ export type MutationCreateGroupArgs = {
 
 export type MutationDeleteMessageArgs = {
   conversationId: Scalars['ID']['input'];
+  fence?: InputMaybe<ChangeFence>;
   seq: Scalars['Int']['input'];
 };
 
@@ -320,6 +330,7 @@ export type MutationDeleteMessageArgs = {
 export type MutationEditMessageArgs = {
   body: Scalars['String']['input'];
   conversationId: Scalars['ID']['input'];
+  fence?: InputMaybe<ChangeFence>;
   seq: Scalars['Int']['input'];
 };
 
@@ -343,6 +354,7 @@ export type MutationRemoveMemberArgs = {
 
 export type MutationRemoveReactionArgs = {
   conversationId: Scalars['ID']['input'];
+  fence?: InputMaybe<ChangeFence>;
   reaction: Scalars['String']['input'];
   seq: Scalars['Int']['input'];
 };

@@ -25,7 +25,6 @@ export type BusEvent =
   | { type: 'typing'; id: string; conversationId: string; user: UserRecord; typing: boolean; expiresAt: string };
 
 export type BusHandler = (event: BusEvent) => void;
-export type Unsubscribe = () => Promise<void>;
 
 /**
  * Pub/sub between server instances. At most once, like Redis pub/sub: it may
@@ -42,7 +41,14 @@ export interface Broker {
    * resolves at once (the subscription is made on reconnect, and `onReconnect`
    * listeners then re-read what they follow).
    */
-  subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe>;
+  subscribe(channel: string, handler: BusHandler): Promise<void>;
+  /**
+   * Ends one `subscribe` of `handler` to `channel` (the channel itself once
+   * none is left). No closure per subscription: the hub holds a broker
+   * subscription for every user with a live subscription here, so this is
+   * part of an idle connection's memory. Does nothing for a subscription not held.
+   */
+  unsubscribe(channel: string, handler: BusHandler): Promise<void>;
   /**
    * Called after the connection came back and every channel is subscribed
    * again: events published meanwhile are lost, so listeners resync.
@@ -51,6 +57,38 @@ export interface Broker {
   /** True while the broker can deliver (for /ready). */
   healthy(): boolean;
   close(): Promise<void>;
+}
+
+/**
+ * A channel's subscriptions, for every broker: each handler with how many
+ * `subscribe` calls hold it, so that a late `unsubscribe` cannot end a newer
+ * subscription of the same handler. Most channels have one subscription (the
+ * hub's), held as the handler alone; a Map only beyond that (idle memory).
+ */
+export type ChannelHandlers = BusHandler | Map<BusHandler, number>;
+
+/** `held` with one more subscription of `handler`. */
+export function holdHandler(held: ChannelHandlers | undefined, handler: BusHandler): ChannelHandlers {
+  if (held === undefined) return handler;
+  if (typeof held === 'function') return held === handler ? new Map([[held, 2]]) : new Map([[held, 1], [handler, 1]]);
+  held.set(handler, (held.get(handler) ?? 0) + 1);
+  return held;
+}
+
+/** `held` with one subscription of `handler` fewer: undefined when none is left, `held` unchanged when it held none. */
+export function releaseHandler(held: ChannelHandlers | undefined, handler: BusHandler): ChannelHandlers | undefined {
+  if (held === undefined || held === handler) return undefined;
+  if (typeof held === 'function' || !held.has(handler)) return held;
+  const count = held.get(handler)! - 1;
+  if (count > 0) held.set(handler, count);
+  else held.delete(handler);
+  return held.size === 0 ? undefined : held;
+}
+
+/** Calls every handler once. */
+export function dispatch(held: ChannelHandlers | undefined, event: BusEvent): void {
+  if (typeof held === 'function') held(event);
+  else if (held) for (const handler of held.keys()) handler(event);
 }
 
 /** Serializes an event once per publish (not per channel or per subscriber). */

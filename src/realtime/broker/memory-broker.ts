@@ -1,4 +1,4 @@
-import type { Broker, BusEvent, BusHandler, Unsubscribe } from './broker.js';
+import { holdHandler, releaseHandler, type Broker, type BusEvent, type BusHandler, type ChannelHandlers } from './broker.js';
 
 /**
  * The in-process broker of the embedded default (one instance). Delivery is
@@ -8,27 +8,29 @@ import type { Broker, BusEvent, BusHandler, Unsubscribe } from './broker.js';
  * before the fan-out runs: the sender never waits for it.
  */
 export function createMemoryBroker(): Broker {
-  const handlers = new Map<string, Set<BusHandler>>();
+  // Each channel's subscriptions, counted (broker.ts, ChannelHandlers).
+  const handlers = new Map<string, ChannelHandlers>();
   return {
     async publish(names: string | readonly string[], event: BusEvent) {
+      // Who is subscribed now, as Redis decides at publish time.
       const targets: BusHandler[] = [];
       for (const channel of typeof names === 'string' ? [names] : names) {
-        const set = handlers.get(channel);
-        if (set) for (const handler of set) targets.push(handler);
+        const held = handlers.get(channel);
+        if (typeof held === 'function') targets.push(held);
+        else if (held) for (const handler of held.keys()) targets.push(handler);
       }
       if (targets.length === 0) return;
       setImmediate(() => {
         for (const handler of targets) handler(event);
       });
     },
-    async subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {
-      let set = handlers.get(channel);
-      if (!set) handlers.set(channel, (set = new Set()));
-      set.add(handler);
-      return async () => {
-        set!.delete(handler);
-        if (set!.size === 0 && handlers.get(channel) === set) handlers.delete(channel);
-      };
+    async subscribe(channel: string, handler: BusHandler): Promise<void> {
+      handlers.set(channel, holdHandler(handlers.get(channel), handler));
+    },
+    async unsubscribe(channel: string, handler: BusHandler): Promise<void> {
+      const held = releaseHandler(handlers.get(channel), handler);
+      if (held) handlers.set(channel, held);
+      else handlers.delete(channel);
     },
     onReconnect() {
       // Never disconnected.

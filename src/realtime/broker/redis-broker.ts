@@ -1,10 +1,10 @@
 import { Redis } from 'ioredis';
-import { decodeEvent, encodeEvent, type Broker, type BusEvent, type BusHandler, type Unsubscribe } from './broker.js';
+import { decodeEvent, dispatch, encodeEvent, holdHandler, releaseHandler, type Broker, type BusEvent, type BusHandler, type ChannelHandlers } from './broker.js';
 import { createRedisClusterBroker } from './redis-cluster-broker.js';
 import { whenReady, type RedisEndpoint } from './redis-connection.js';
 
 interface ChannelEntry {
-  handlers: Set<BusHandler>;
+  handlers: ChannelHandlers | undefined;
   /** The SUBSCRIBE command's reply. */
   subscribed: Promise<unknown>;
 }
@@ -41,8 +41,7 @@ async function createSingleRedisBroker(url: string, name: string): Promise<Broke
   subscriber.on('message', (channel: string, raw: string) => {
     const entry = channels.get(channel);
     if (!entry) return;
-    const event = decodeEvent(raw);
-    for (const handler of entry.handlers) handler(event);
+    dispatch(entry.handlers, decodeEvent(raw));
   });
 
   // Settles whenever the subscriber loses its connection: a subscribe that
@@ -80,22 +79,24 @@ async function createSingleRedisBroker(url: string, name: string): Promise<Broke
       await Promise.all(names.map((channel) => publisher.publish(channel, raw)));
     },
 
-    async subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {
+    async subscribe(channel: string, handler: BusHandler): Promise<void> {
       let entry = channels.get(channel);
       if (!entry) {
-        entry = { handlers: new Set(), subscribed: subscriber.subscribe(channel) };
+        entry = { handlers: undefined, subscribed: subscriber.subscribe(channel) };
         entry.subscribed.catch(() => {});
         channels.set(channel, entry);
       }
-      entry.handlers.add(handler);
-      const unsubscribe = async () => {
-        const current = channels.get(channel);
-        if (!current || !current.handlers.delete(handler) || current.handlers.size > 0) return;
-        channels.delete(channel);
-        await subscriber.unsubscribe(channel).catch(() => {});
-      };
+      entry.handlers = holdHandler(entry.handlers, handler);
       if (subscriber.status === 'ready') await Promise.race([entry.subscribed, connectionLost.promise]).catch(() => {});
-      return unsubscribe;
+    },
+
+    async unsubscribe(channel: string, handler: BusHandler) {
+      const current = channels.get(channel);
+      if (!current) return;
+      current.handlers = releaseHandler(current.handlers, handler);
+      if (current.handlers) return;
+      channels.delete(channel);
+      await subscriber.unsubscribe(channel).catch(() => {});
     },
 
     onReconnect(listener) {

@@ -1,5 +1,5 @@
 import { Redis, type Cluster } from 'ioredis';
-import { decodeEvent, encodeEvent, type Broker, type BusEvent, type BusHandler, type Unsubscribe } from './broker.js';
+import { decodeEvent, dispatch, encodeEvent, holdHandler, releaseHandler, type Broker, type BusEvent, type BusHandler, type ChannelHandlers } from './broker.js';
 import { keySlot } from './key-slot.js';
 import { commandConnection, whenReady, type RedisEndpoint } from './redis-connection.js';
 
@@ -52,7 +52,7 @@ export async function createRedisClusterBroker(endpoint: Extract<RedisEndpoint, 
   publisher.on('error', () => {});
   await whenReady(publisher, endpoint.describe);
 
-  const wanted = new Map<string, Set<BusHandler>>();
+  const wanted = new Map<string, ChannelHandlers>();
   const placed = new Map<string, Placement>();
   const links = new Map<string, NodeLink>();
   const reconnectListeners: (() => void)[] = [];
@@ -113,9 +113,8 @@ export async function createRedisClusterBroker(endpoint: Extract<RedisEndpoint, 
       // Only the link a channel is placed on delivers it: a stale link could repeat what the new one brings.
       if (placed.get(channel)?.link !== link) return;
       const handlers = wanted.get(channel);
-      if (!handlers || handlers.size === 0) return;
-      const event = decodeEvent(raw);
-      for (const handler of handlers) handler(event);
+      if (!handlers) return;
+      dispatch(handlers, decodeEvent(raw));
     });
     links.set(key, link);
     return link;
@@ -221,20 +220,22 @@ export async function createRedisClusterBroker(endpoint: Extract<RedisEndpoint, 
       await Promise.all(names.map((channel) => publisher.spublish(channel, raw)));
     },
 
-    async subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {
-      let handlers = wanted.get(channel);
-      if (!handlers) wanted.set(channel, (handlers = new Set()));
-      handlers.add(handler);
-      const unsubscribe = async () => {
-        const current = wanted.get(channel);
-        if (!current || !current.delete(handler) || current.size > 0) return;
-        wanted.delete(channel);
-        unplace(channel);
-      };
+    async subscribe(channel: string, handler: BusHandler): Promise<void> {
+      wanted.set(channel, holdHandler(wanted.get(channel), handler));
       // While a repair runs, it places this channel too, and onReconnect follows.
       const placement = placed.get(channel) ?? (degraded ? undefined : place(channel));
       if (placement) await Promise.race([placement.acked, placement.link.lost]).catch(() => {});
-      return unsubscribe;
+    },
+
+    async unsubscribe(channel: string, handler: BusHandler) {
+      if (!wanted.has(channel)) return;
+      const left = releaseHandler(wanted.get(channel), handler);
+      if (left) {
+        wanted.set(channel, left);
+        return;
+      }
+      wanted.delete(channel);
+      unplace(channel);
     },
 
     onReconnect(listener) {

@@ -1,4 +1,4 @@
-import type { Broker, BusEvent, Unsubscribe } from '../broker/broker.js';
+import type { Broker, BusEvent } from '../broker/broker.js';
 import { channels } from '../fanout.js';
 
 type Listener = (userId: string) => void;
@@ -10,7 +10,7 @@ type Listener = (userId: string) => void;
  * every watcher is asked to re-read the presence it shows.
  */
 export class PresenceWatch {
-  private readonly watchers = new Map<string, { listeners: Set<Listener>; subscribed: Promise<Unsubscribe> }>();
+  private readonly watchers = new Map<string, { listeners: Set<Listener>; subscribed: Promise<void> }>();
   private readonly resyncs = new Set<() => void>();
 
   constructor(
@@ -29,7 +29,7 @@ export class PresenceWatch {
 
   /** Resolves once every change after this point will be heard; returns the way to stop. */
   async watch(userIds: readonly string[], listener: Listener, resync: () => void): Promise<() => void> {
-    const pending: Promise<Unsubscribe>[] = [];
+    const pending: Promise<void>[] = [];
     for (const userId of userIds) {
       let entry = this.watchers.get(userId);
       if (!entry) {
@@ -46,7 +46,8 @@ export class PresenceWatch {
         const entry = this.watchers.get(userId);
         if (!entry || !entry.listeners.delete(listener) || entry.listeners.size > 0) continue;
         this.watchers.delete(userId);
-        entry.subscribed.then((unsubscribe) => unsubscribe()).catch((error) => this.onError(error, 'unwatch presence'));
+        const channel = channels.presence(userId);
+        entry.subscribed.then(() => this.broker.unsubscribe(channel, this.handler)).catch((error) => this.onError(error, 'unwatch presence'));
       }
     };
     try {

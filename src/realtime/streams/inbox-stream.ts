@@ -55,7 +55,11 @@ export class InboxStream extends LiveStream {
    * every conversation the client gave no cursor for, so a client learns of
    * conversations it did not know about when it subscribed.
    */
-  async start(loadInbox: () => Promise<StreamStart[]>, cursors: Map<string, number>, announce = false): Promise<this> {
+  start(loadInbox: () => Promise<StreamStart[]>, cursors: Map<string, number>, announce = false): Promise<this> {
+    return this.deps.hub.starting(() => this.begin(loadInbox, cursors, announce));
+  }
+
+  private async begin(loadInbox: () => Promise<StreamStart[]>, cursors: Map<string, number>, announce: boolean): Promise<this> {
     this.loadInbox = loadInbox;
     try {
       // Channel first, then the database: a change after the read arrives as an event.

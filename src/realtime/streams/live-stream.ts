@@ -28,6 +28,31 @@ export function streamDepsOf(context: Context): StreamDeps {
 /** Events a queued (iterator-mode) stream may hold before it ends as a slow consumer. */
 const MAX_QUEUED_EVENTS = 10_000;
 
+/** The sink of a stream that is iterated (graphql-js's `subscribe`): events queue until asked for. */
+class IteratorSink implements Sink {
+  readonly renderer = null;
+  queue: unknown[] | undefined;
+  waiter: { resolve: (result: IteratorResult<unknown>) => void; reject: (error: unknown) => void } | undefined;
+
+  constructor(private readonly stream: LiveStream) {}
+
+  next(event: unknown): void {
+    if (this.waiter) {
+      const { resolve } = this.waiter;
+      this.waiter = undefined;
+      resolve({ value: event, done: false });
+      return;
+    }
+    const queue = (this.queue ??= []);
+    queue.push(event);
+    if (queue.length > MAX_QUEUED_EVENTS) this.stream.overflowed();
+  }
+
+  end(): void {
+    this.stream.ended();
+  }
+}
+
 /**
  * A live subscription, whatever carries it (docs/architecture.md, "Streams").
  *
@@ -50,9 +75,6 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
   private early: unknown[] | undefined;
   private done = false;
   private failure: GraphQLError | undefined;
-  /** Iterator mode only. */
-  private queue: unknown[] | undefined;
-  private waiter: { resolve: (result: IteratorResult<unknown>) => void; reject: (error: unknown) => void } | undefined;
 
   constructor(
     context: Context,
@@ -135,7 +157,6 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
     if (this.done) return;
     this.finish(error);
     if (this.sink) this.sink.end(error);
-    else this.wake();
   }
 
   /** Ends the stream because the viewer lost access to the conversation it follows. */
@@ -155,40 +176,39 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
     this.teardown();
   }
 
-  // ---- Iterator mode (any transport that does not attach a sink). Created
-  // on first use only: fast-lane streams, the many, pay nothing for it.
+  // ---- Iterator mode (any transport that does not attach a sink). Its queue
+  // lives in its own sink, created on first use only: fast-lane streams, the
+  // many, pay nothing for it.
 
-  private iteratorSink(): Sink {
-    return {
-      renderer: null,
-      next: (event) => {
-        if (this.waiter) {
-          const { resolve } = this.waiter;
-          this.waiter = undefined;
-          resolve({ value: event, done: false });
-          return;
-        }
-        const queue = (this.queue ??= []);
-        queue.push(event);
-        if (queue.length > MAX_QUEUED_EVENTS) this.end(maskError(new Error('Slow consumer')));
-      },
-      end: () => this.wake(),
-    };
+  private get iterating(): IteratorSink | undefined {
+    return this.sink instanceof IteratorSink ? this.sink : undefined;
+  }
+
+  /** Called by the iterator sink: too many events queued. */
+  overflowed(): void {
+    this.end(maskError(new Error('Slow consumer')));
+  }
+
+  /** Called by the iterator sink: the stream ended by itself. */
+  ended(): void {
+    this.wake();
   }
 
   private wake(): void {
-    if (!this.waiter) return;
-    const { resolve, reject } = this.waiter;
-    this.waiter = undefined;
+    const iterating = this.iterating;
+    const waiter = iterating?.waiter;
+    if (!iterating || !waiter) return;
+    iterating.waiter = undefined;
     const error = this.failure;
     this.failure = undefined;
-    if (error) reject(error);
-    else resolve({ value: undefined, done: true });
+    if (error) waiter.reject(error);
+    else waiter.resolve({ value: undefined, done: true });
   }
 
   next(): Promise<IteratorResult<unknown>> {
-    if (!this.sink && !this.done) this.attach(this.iteratorSink());
-    const queued = this.queue?.shift();
+    if (!this.sink && !this.done) this.attach(new IteratorSink(this));
+    const iterating = this.iterating;
+    const queued = iterating?.queue?.shift();
     if (queued !== undefined) return Promise.resolve({ value: queued, done: false });
     if (this.done) {
       const error = this.failure;
@@ -196,7 +216,7 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
       return error ? Promise.reject(error) : Promise.resolve({ value: undefined, done: true });
     }
     return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
+      if (iterating) iterating.waiter = { resolve, reject };
     });
   }
 
@@ -208,7 +228,8 @@ export abstract class LiveStream implements AsyncIterableIterator<unknown>, Memb
   /** The client ended it (or the transport went away): no end message is sent. */
   return(): Promise<IteratorResult<unknown>> {
     if (!this.done) this.finish(undefined);
-    this.queue = undefined;
+    const iterating = this.iterating;
+    if (iterating) iterating.queue = undefined;
     this.wake();
     return Promise.resolve({ value: undefined, done: true });
   }

@@ -19,13 +19,19 @@ export class MessageStream extends ConversationScopedStream {
    * inbox version), which ends the stream, instead of falling between the
    * check and the subscription.
    */
-  async start(conversationId: string, authorize: () => Promise<StreamStart & { cursor: number }>): Promise<this> {
+  start(conversationId: string, authorize: () => Promise<StreamStart & { cursor: number }>): Promise<this> {
+    return this.deps.hub.starting(() => this.begin(conversationId, authorize));
+  }
+
+  private async begin(conversationId: string, authorize: () => Promise<StreamStart & { cursor: number }>): Promise<this> {
     this.conversationId = conversationId;
     try {
       await this.deps.hub.attachUser(this.viewer.id, this);
       const start = await authorize();
       const [feed] = await this.deps.hub.acquire('messages', [{ id: start.conversationId, memberCount: start.memberCount }]);
       this.feed = feed!;
+      // The feed's copy of the id: one string per conversation, not one per subscription.
+      this.conversationId = feed!.conversationId;
       this.member = { cursor: start.cursor, sink: this };
     } catch (error) {
       void this.return();

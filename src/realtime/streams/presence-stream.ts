@@ -29,7 +29,11 @@ export class PresenceStream extends LiveStream {
     super(context, 'presence');
   }
 
-  async start(conversationId: string | null, loadTargets: () => Promise<string[]>): Promise<this> {
+  start(conversationId: string | null, loadTargets: () => Promise<string[]>): Promise<this> {
+    return this.deps.hub.starting(() => this.begin(conversationId, loadTargets));
+  }
+
+  private async begin(conversationId: string | null, loadTargets: () => Promise<string[]>): Promise<this> {
     this.conversationId = conversationId;
     try {
       // Membership first (see MessageStream.start), then who to watch, then

@@ -25,7 +25,11 @@ export class TypingStream extends ConversationScopedStream implements TypingList
   }
 
   /** `authorize` runs once the user's channel is live (see MessageStream.start). */
-  async start(conversationId: string, authorize: () => Promise<StreamStart>): Promise<this> {
+  start(conversationId: string, authorize: () => Promise<StreamStart>): Promise<this> {
+    return this.deps.hub.starting(() => this.begin(conversationId, authorize));
+  }
+
+  private async begin(conversationId: string, authorize: () => Promise<StreamStart>): Promise<this> {
     this.conversationId = conversationId;
     try {
       // Typing travels where the conversation's messages do: the user

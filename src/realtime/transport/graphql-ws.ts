@@ -55,28 +55,13 @@ export interface ProtocolOptions {
 }
 
 /**
- * One operation of a connection, from its subscribe message on. Compared by
- * identity: a client may complete an id and reuse it while the first start
- * is still running (authorization takes a database read).
- */
-class Operation implements RunningSubscription {
-  /** Set once the subscription started. */
-  running: RunningSubscription | undefined;
-  cancelled = false;
-  cancel(): void {
-    this.cancelled = true;
-    this.running?.cancel();
-  }
-}
-
-/**
  * Everything the server keeps for one socket. One object with no closures:
  * idle connections are the product's unit of cost (see `npm run bench:memory`).
  */
 export class Connection<S extends ProtocolSocket = ProtocolSocket> {
   alive = true;
   initReceived = false;
-  viewer: Viewer | undefined;
+  /** Set once the connection is acknowledged; its viewer is the connection's. */
   context: Context | undefined;
   /** The user one of whose connection slots it holds (src/security/abuse.ts). */
   gatedUser: string | undefined;
@@ -88,10 +73,16 @@ export class Connection<S extends ProtocolSocket = ProtocolSocket> {
   constructor(
     readonly socket: S,
     readonly connectionId: string,
+    /** `performance.now()` at the upgrade, in whole ms: a small integer, stored in the object itself. */
     readonly openedAt: number,
     /** The byte stream under the socket, when the adapter has one: batches of frames are corked into one write. */
     readonly stream?: Corkable,
   ) {}
+
+  /** The authenticated user, once acknowledged. */
+  get viewer(): Viewer | undefined {
+    return this.context?.viewer ?? undefined;
+  }
 
   /** Operations in flight. */
   get size(): number {
@@ -132,36 +123,52 @@ export class Connection<S extends ProtocolSocket = ProtocolSocket> {
 }
 
 /**
- * One subscription's end of the socket: pre-rendered `next` frames written
- * with one string concatenation, the slow-consumer bound, and the protocol's
- * `error` / `complete` when the stream ends by itself.
+ * One operation of a connection, from its subscribe message on; for a
+ * subscription, also its end of the socket (one object, not a handle and a
+ * sink: idle subscriptions are the product's unit of cost). Compared by
+ * identity: a client may complete an id and reuse it while the first start
+ * is still running (authorization takes a database read).
+ *
+ * As a sink: pre-rendered `next` frames written around the shared payload,
+ * the slow-consumer bound, and the protocol's `error` / `complete` when the
+ * stream ends by itself.
  */
-class SocketSink extends RenderingSink {
-  private readonly prefix: string;
+class Operation extends RenderingSink<ProtocolOptions> implements RunningSubscription {
+  /** Set once the subscription started. */
+  running: RunningSubscription | undefined;
+  cancelled = false;
+  /** The id as JSON, only when it needed escaping (a plain id is written as is). */
+  private readonly escapedId: string | undefined;
 
   constructor(
     private readonly connection: Connection,
     private readonly id: string,
-    private readonly handle: Operation,
-    renderer: SharedRenderer,
     context: Context,
-    private readonly protocol: ProtocolOptions,
+    protocol: ProtocolOptions,
   ) {
-    super(renderer, context, protocol);
-    this.prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+    // The renderer is set when the subscription starts (`subscribe` below); queries never render here.
+    super(undefined as unknown as SharedRenderer, context, protocol);
+    const quoted = JSON.stringify(id);
+    this.escapedId = quoted.length === id.length + 2 ? undefined : quoted;
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.running?.cancel();
   }
 
   protected write(payload: string): void {
     const socket = this.connection.socket;
     if (socket.readyState !== OPEN) return;
-    if (socket.bufferedAmount > this.protocol.maxBufferedBytes) {
+    if (socket.bufferedAmount > this.services.maxBufferedBytes) {
       // It cannot keep up; holding an ever-growing backlog would hurt every
       // other socket. The client reconnects and resumes from its cursor.
-      this.protocol.observer.slowConsumerCut('ws');
+      this.services.observer.slowConsumerCut('ws');
       socket.close(CloseReason.SlowConsumer, 'Slow consumer: reconnect and resume from your cursor');
       return;
     }
-    socket.send(this.prefix + payload + '}');
+    const escaped = this.escapedId;
+    socket.send(escaped === undefined ? '{"id":"' + this.id + '","type":"next","payload":' + payload + '}' : '{"id":' + escaped + ',"type":"next","payload":' + payload + '}');
   }
 
   cork(): void {
@@ -173,9 +180,9 @@ class SocketSink extends RenderingSink {
   }
 
   protected finish(error: GraphQLError | undefined): void {
-    if (this.connection.get(this.id) !== this.handle) return; // the client completed it first
+    if (this.connection.get(this.id) !== this) return; // the client completed it first
     this.connection.delete(this.id);
-    if (error) this.connection.send({ id: this.id, type: MessageType.Error, payload: [this.protocol.maskError(error).toJSON()] });
+    if (error) this.connection.send({ id: this.id, type: MessageType.Error, payload: [this.services.maskError(error).toJSON()] });
     else this.connection.send({ id: this.id, type: MessageType.Complete });
   }
 }
@@ -238,7 +245,6 @@ export function createProtocol(options: ProtocolOptions) {
     }
     await options.onViewer(viewer);
     if (connection.socket.readyState !== OPEN) return; // closed while we verified it
-    connection.viewer = viewer;
     connection.context = options.createContext(viewer);
     // Presence is a product feature: it never holds up or refuses a connection.
     options.presence.connected(viewer.id, connection.connectionId).catch((error) => options.onError(error, 'presence'));
@@ -262,7 +268,7 @@ export function createProtocol(options: ProtocolOptions) {
       connection.send({ id, type: MessageType.Error, payload: [error.toJSON()] });
       return;
     }
-    const handle = new Operation();
+    const handle = new Operation(connection, id, context, options);
     connection.set(id, handle);
     const prepared = operations.prepare(payload);
     if (Array.isArray(prepared)) {
@@ -285,7 +291,10 @@ export function createProtocol(options: ProtocolOptions) {
     }
 
     options.onSubscriptionStart?.(ids, operation.document, operation.operationName);
-    const started = await operations.subscribe(operation, context, (renderer) => new SocketSink(connection, id, handle, renderer, context, options));
+    const started = await operations.subscribe(operation, context, (renderer) => {
+      handle.renderer = renderer;
+      return handle;
+    });
     if (!('cancel' in started)) {
       // It could not start: its errors as a result, then complete (as graphql-ws does).
       if (connection.get(id) !== handle) return;

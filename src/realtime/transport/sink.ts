@@ -45,14 +45,15 @@ export interface SinkServices {
  * connection, keeping their order even when some render asynchronously
  * (a resolver that reads the database): later events wait behind them.
  */
-export abstract class RenderingSink implements Sink {
+export abstract class RenderingSink<S extends SinkServices = SinkServices> implements Sink {
   private tail: Promise<void> | undefined;
 
   constructor(
-    readonly renderer: SharedRenderer,
+    /** Set once, before the first event: a transport may create its sink before it knows the shape. */
+    public renderer: SharedRenderer,
     /** The subscriber's own context, for events that are not shared. */
     private readonly context: Context,
-    private readonly services: SinkServices,
+    protected readonly services: S,
   ) {}
 
   /** Writes one rendered payload (an ExecutionResult's JSON). */

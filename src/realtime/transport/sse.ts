@@ -179,8 +179,8 @@ export function createSseTransport(options: SseOptions): SseTransport {
   const heartbeat = setInterval(() => {
     const now = Date.now();
     for (const stream of open) {
-      const expiresAt = stream.viewer?.expiresAt;
-      if (expiresAt !== undefined && expiresAt <= now) {
+      const expiresAt = stream.viewer?.expiresAtSeconds;
+      if (expiresAt !== undefined && expiresAt * 1000 <= now) {
         // As a WebSocket's 4403: the client subscribes again with a fresh token.
         stream.running?.cancel();
         stream.close(nextEvent(JSON.stringify({ errors: [options.maskError(unauthenticated('Token expired')).toJSON()] })) + COMPLETE);
@@ -234,7 +234,7 @@ export function createSseTransport(options: SseOptions): SseTransport {
     },
 
     async handle(req, res) {
-      if (options.gate && !(await admitted(res, () => options.gate!.attempt(clientAddress(req, options.trustProxyHops ?? 0))))) return;
+      if (options.gate?.limitsAddresses && !(await admitted(res, () => options.gate!.attempt(clientAddress(req, options.trustProxyHops ?? 0))))) return;
       const request = await requestOf(req, options.maxBodyBytes);
       if ('status' in request) {
         res.writeHead(request.status, { 'content-type': 'application/json' });

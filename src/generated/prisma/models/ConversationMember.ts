@@ -66,6 +66,7 @@ export type ConversationMemberCountAggregateOutputType = {
   lastReadSeq: number
   memberEventSeq: number
   readEventSeq: number
+  changeFences: number
   _all: number
 }
 
@@ -110,6 +111,7 @@ export type ConversationMemberCountAggregateInputType = {
   lastReadSeq?: true
   memberEventSeq?: true
   readEventSeq?: true
+  changeFences?: true
   _all?: true
 }
 
@@ -207,6 +209,7 @@ export type ConversationMemberGroupByOutputType = {
   lastReadSeq: number
   memberEventSeq: number
   readEventSeq: number
+  changeFences: runtime.JsonValue
   _count: ConversationMemberCountAggregateOutputType | null
   _avg: ConversationMemberAvgAggregateOutputType | null
   _sum: ConversationMemberSumAggregateOutputType | null
@@ -240,6 +243,7 @@ export type ConversationMemberWhereInput = {
   lastReadSeq?: Prisma.IntFilter<"ConversationMember"> | number
   memberEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
   readEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
+  changeFences?: Prisma.JsonFilter<"ConversationMember">
   conversation?: Prisma.XOR<Prisma.ConversationScalarRelationFilter, Prisma.ConversationWhereInput>
 }
 
@@ -251,6 +255,7 @@ export type ConversationMemberOrderByWithRelationInput = {
   lastReadSeq?: Prisma.SortOrder
   memberEventSeq?: Prisma.SortOrder
   readEventSeq?: Prisma.SortOrder
+  changeFences?: Prisma.SortOrder
   conversation?: Prisma.ConversationOrderByWithRelationInput
 }
 
@@ -266,6 +271,7 @@ export type ConversationMemberWhereUniqueInput = Prisma.AtLeast<{
   lastReadSeq?: Prisma.IntFilter<"ConversationMember"> | number
   memberEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
   readEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
+  changeFences?: Prisma.JsonFilter<"ConversationMember">
   conversation?: Prisma.XOR<Prisma.ConversationScalarRelationFilter, Prisma.ConversationWhereInput>
 }, "conversationId_userId">
 
@@ -277,6 +283,7 @@ export type ConversationMemberOrderByWithAggregationInput = {
   lastReadSeq?: Prisma.SortOrder
   memberEventSeq?: Prisma.SortOrder
   readEventSeq?: Prisma.SortOrder
+  changeFences?: Prisma.SortOrder
   _count?: Prisma.ConversationMemberCountOrderByAggregateInput
   _avg?: Prisma.ConversationMemberAvgOrderByAggregateInput
   _max?: Prisma.ConversationMemberMaxOrderByAggregateInput
@@ -295,6 +302,7 @@ export type ConversationMemberScalarWhereWithAggregatesInput = {
   lastReadSeq?: Prisma.IntWithAggregatesFilter<"ConversationMember"> | number
   memberEventSeq?: Prisma.IntWithAggregatesFilter<"ConversationMember"> | number
   readEventSeq?: Prisma.IntWithAggregatesFilter<"ConversationMember"> | number
+  changeFences?: Prisma.JsonWithAggregatesFilter<"ConversationMember">
 }
 
 export type ConversationMemberCreateInput = {
@@ -304,6 +312,7 @@ export type ConversationMemberCreateInput = {
   lastReadSeq?: number
   memberEventSeq?: number
   readEventSeq?: number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   conversation: Prisma.ConversationCreateNestedOneWithoutMembersInput
 }
 
@@ -315,6 +324,7 @@ export type ConversationMemberUncheckedCreateInput = {
   lastReadSeq?: number
   memberEventSeq?: number
   readEventSeq?: number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
 export type ConversationMemberUpdateInput = {
@@ -324,6 +334,7 @@ export type ConversationMemberUpdateInput = {
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
   memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   conversation?: Prisma.ConversationUpdateOneRequiredWithoutMembersNestedInput
 }
 
@@ -335,6 +346,7 @@ export type ConversationMemberUncheckedUpdateInput = {
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
   memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
 export type ConversationMemberCreateManyInput = {
@@ -345,6 +357,7 @@ export type ConversationMemberCreateManyInput = {
   lastReadSeq?: number
   memberEventSeq?: number
   readEventSeq?: number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
 export type ConversationMemberUpdateManyMutationInput = {
@@ -354,6 +367,7 @@ export type ConversationMemberUpdateManyMutationInput = {
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
   memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
 export type ConversationMemberUncheckedUpdateManyInput = {
@@ -364,6 +378,7 @@ export type ConversationMemberUncheckedUpdateManyInput = {
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
   memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
 export type ConversationMemberListRelationFilter = {
@@ -389,6 +404,7 @@ export type ConversationMemberCountOrderByAggregateInput = {
   lastReadSeq?: Prisma.SortOrder
   memberEventSeq?: Prisma.SortOrder
   readEventSeq?: Prisma.SortOrder
+  changeFences?: Prisma.SortOrder
 }
 
 export type ConversationMemberAvgOrderByAggregateInput = {
@@ -476,6 +492,7 @@ export type ConversationMemberCreateWithoutConversationInput = {
   lastReadSeq?: number
   memberEventSeq?: number
   readEventSeq?: number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
 export type ConversationMemberUncheckedCreateWithoutConversationInput = {
@@ -485,6 +502,7 @@ export type ConversationMemberUncheckedCreateWithoutConversationInput = {
   lastReadSeq?: number
   memberEventSeq?: number
   readEventSeq?: number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
 export type ConversationMemberCreateOrConnectWithoutConversationInput = {
@@ -524,6 +542,7 @@ export type ConversationMemberScalarWhereInput = {
   lastReadSeq?: Prisma.IntFilter<"ConversationMember"> | number
   memberEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
   readEventSeq?: Prisma.IntFilter<"ConversationMember"> | number
+  changeFences?: Prisma.JsonFilter<"ConversationMember">
 }
 
 export type ConversationMemberCreateManyConversationInput = {
@@ -533,6 +552,7 @@ export type ConversationMemberCreateManyConversationInput = {
   lastReadSeq?: number
   memberEventSeq?: number
   readEventSeq?: number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
 export type ConversationMemberUpdateWithoutConversationInput = {
@@ -542,6 +562,7 @@ export type ConversationMemberUpdateWithoutConversationInput = {
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
   memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
 export type ConversationMemberUncheckedUpdateWithoutConversationInput = {
@@ -551,6 +572,7 @@ export type ConversationMemberUncheckedUpdateWithoutConversationInput = {
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
   memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
 export type ConversationMemberUncheckedUpdateManyWithoutConversationInput = {
@@ -560,6 +582,7 @@ export type ConversationMemberUncheckedUpdateManyWithoutConversationInput = {
   lastReadSeq?: Prisma.IntFieldUpdateOperationsInput | number
   memberEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
   readEventSeq?: Prisma.IntFieldUpdateOperationsInput | number
+  changeFences?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
 
@@ -572,6 +595,7 @@ export type ConversationMemberSelect<ExtArgs extends runtime.Types.Extensions.In
   lastReadSeq?: boolean
   memberEventSeq?: boolean
   readEventSeq?: boolean
+  changeFences?: boolean
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["conversationMember"]>
 
@@ -583,6 +607,7 @@ export type ConversationMemberSelectCreateManyAndReturn<ExtArgs extends runtime.
   lastReadSeq?: boolean
   memberEventSeq?: boolean
   readEventSeq?: boolean
+  changeFences?: boolean
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["conversationMember"]>
 
@@ -594,6 +619,7 @@ export type ConversationMemberSelectUpdateManyAndReturn<ExtArgs extends runtime.
   lastReadSeq?: boolean
   memberEventSeq?: boolean
   readEventSeq?: boolean
+  changeFences?: boolean
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["conversationMember"]>
 
@@ -605,9 +631,10 @@ export type ConversationMemberSelectScalar = {
   lastReadSeq?: boolean
   memberEventSeq?: boolean
   readEventSeq?: boolean
+  changeFences?: boolean
 }
 
-export type ConversationMemberOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"conversationId" | "userId" | "role" | "joinedAt" | "lastReadSeq" | "memberEventSeq" | "readEventSeq", ExtArgs["result"]["conversationMember"]>
+export type ConversationMemberOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"conversationId" | "userId" | "role" | "joinedAt" | "lastReadSeq" | "memberEventSeq" | "readEventSeq" | "changeFences", ExtArgs["result"]["conversationMember"]>
 export type ConversationMemberInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   conversation?: boolean | Prisma.ConversationDefaultArgs<ExtArgs>
 }
@@ -637,6 +664,11 @@ export type $ConversationMemberPayload<ExtArgs extends runtime.Types.Extensions.
      * Event that last moved lastReadSeq.
      */
     readEventSeq: number
+    /**
+     * Fencing tokens of this member's recent writers: {writer: [token, epoch seconds]}
+     * (migration 20261206000000_change_fences; docs/architecture.md, "Retried changes: fencing tokens").
+     */
+    changeFences: runtime.JsonValue
   }, ExtArgs["result"]["conversationMember"]>
   composites: {}
 }
@@ -1068,6 +1100,7 @@ export interface ConversationMemberFieldRefs {
   readonly lastReadSeq: Prisma.FieldRef<"ConversationMember", 'Int'>
   readonly memberEventSeq: Prisma.FieldRef<"ConversationMember", 'Int'>
   readonly readEventSeq: Prisma.FieldRef<"ConversationMember", 'Int'>
+  readonly changeFences: Prisma.FieldRef<"ConversationMember", 'Json'>
 }
     
 
