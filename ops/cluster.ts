@@ -39,7 +39,7 @@ async function waitReady(port: number, child: ChildProcess, timeoutMs = 30_000):
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`instance on port ${port} exited with ${child.exitCode}`);
     try {
-      const response = await fetch(`http://127.0.0.1:${port}/ready`);
+      const response = await fetch(`http://127.0.0.1:${port}/ready`, { signal: AbortSignal.timeout(2000) });
       if (response.status === 200) return;
     } catch {
       // not listening yet

@@ -6,12 +6,26 @@ import { fileURLToPath } from 'node:url';
 
 export const NGINX_TEMPLATE = fileURLToPath(new URL('../deploy/nginx/chat.conf.template', import.meta.url));
 
+/**
+ * The template's ${UPSTREAM_SERVERS}: every instance twice. As a primary, an
+ * instance that fails once (refuses a connection while it restarts, or times
+ * out while frozen) is left out for 10 s, so retries land elsewhere. As a
+ * backup that is never left out, it is tried when every primary is: in a
+ * rolling restart the last instance goes down while the ones restarted before
+ * it are still in their 10 s, and without the backups nginx answered 502
+ * ("no live upstreams") to everyone although they were up again.
+ */
+export function upstreamServers(addresses: readonly string[]): string {
+  return [
+    ...addresses.map((address) => `server ${address} max_fails=1 fail_timeout=10s;`),
+    ...addresses.map((address) => `server ${address} max_fails=0 backup;`),
+  ].join(' ');
+}
+
 /** Fills the template's ${LISTEN} and ${UPSTREAM_SERVERS}; nginx's own $variables are left alone. */
 export async function renderChatConf(listen: string, upstreams: readonly string[]): Promise<string> {
   const template = await readFile(NGINX_TEMPLATE, 'utf8');
-  return template
-    .replaceAll('${LISTEN}', listen)
-    .replaceAll('${UPSTREAM_SERVERS}', upstreams.map((address) => `server ${address} max_fails=1 fail_timeout=10s;`).join('\n    '));
+  return template.replaceAll('${LISTEN}', listen).replaceAll('${UPSTREAM_SERVERS}', upstreamServers(upstreams));
 }
 
 export function findNginx(): string {

@@ -122,6 +122,8 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
     );
     cleanup.unshift(() => abuse.close());
     services = createServices(storage.db, events, config, { limits: abuse, onError });
+    // Runs after realtime.close (steps run in reverse order) and before the pool closes.
+    cleanup.unshift(() => services.flush());
     const realtime = await createRealtime({
       broker,
       redis,

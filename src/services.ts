@@ -38,5 +38,7 @@ export function createServices(
     typing: createTypingService(db, events, streams.memberIds, options.limits?.typing),
     streams,
     presenceRule: createPresenceRule(db),
+    /** Writes what is deferred (the inbox index's moves for other members) now; before the database pool closes. */
+    flush: () => inbox.flush(),
   };
 }

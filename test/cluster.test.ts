@@ -163,10 +163,23 @@ describe.skipIf(!redisUrl || !nginx)('a cluster of instances behind nginx', () =
       // reconnects, resumes from its cursors and retries unacknowledged sends.
       const clients: Recorded[] = await Promise.all(people.map((p) => sdkSession(lb, p.id, sessions)));
       await Promise.all(clients.map((c) => c.chat.ready()));
+      // What the SDK retried, by code. A graceful restart shows as network
+      // errors only (a connection refused or reset, a 502 from nginx): never a
+      // server error from a request cut off by the stopping instance.
+      const retried = new Map<string, number>();
+      for (const client of clients) client.chat.onError((error) => retried.set(error.code, (retried.get(error.code) ?? 0) + 1));
 
       // Everyone keeps chatting until every instance has been restarted.
       let restarting = true;
       const rounds = clients.map(() => 0);
+      const began = Date.now();
+      const progress = (what: string) =>
+        console.log(`rolling restart: ${what} after ${((Date.now() - began) / 1000).toFixed(1)} s (sends per client: ${rounds.join(', ')}; retried: ${JSON.stringify(Object.fromEntries(retried))})`);
+      // Progress goes to the log: on a loaded machine this test is long, and a timeout must say where it was.
+      const heartbeat = setInterval(
+        () => progress(`still going: connections ${clients.map((c) => c.chat.status).join(', ')}; attempts of sends not yet answered ${clients.map((c) => c.chat.pendingSends().map((p) => p.attempts).join('/') || '-').join(', ')}`),
+        15_000,
+      );
       const chatting = Promise.all(
         clients.map(async (client, i) => {
           const direct = directs[Math.floor(i / 2)]!;
@@ -179,17 +192,15 @@ describe.skipIf(!redisUrl || !nginx)('a cluster of instances behind nginx', () =
         }),
       );
       // Meanwhile: restart each instance in turn (SIGTERM, drain, start again).
-      // Progress goes to the log: on a loaded machine this test is long, and a timeout must say where it was.
-      const began = Date.now();
-      const progress = (what: string) => console.log(`rolling restart: ${what} after ${((Date.now() - began) / 1000).toFixed(1)} s (sends per client: ${rounds.join(', ')})`);
       for (const instance of cluster.instances) {
         await new Promise((resolve) => setTimeout(resolve, 300));
         await cluster.restart(instance.index);
         progress(`instance ${instance.index} restarted`);
       }
       restarting = false;
-      await chatting;
+      await chatting.finally(() => clearInterval(heartbeat));
       progress('chatting done');
+      expect([...retried.keys()].filter((code) => code !== 'NETWORK_ERROR'), 'errors retried besides network errors').toEqual([]);
 
       // The database is the truth: every message, each client's view of it.
       const stored = async (conversationId: string) =>

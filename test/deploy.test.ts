@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { parse } from 'yaml';
-import { testNginxConfig, writeNginxConfig } from '../ops/nginx.js';
+import { testNginxConfig, upstreamServers, writeNginxConfig } from '../ops/nginx.js';
 
 // Docker cannot run on the build machines; these tests check what can be
 // checked here: the nginx config with nginx itself, the compose file's wiring,
@@ -45,7 +45,7 @@ describe('docker-compose.yml', () => {
     }
     const nginx = services.nginx;
     expect(nginx.volumes[0]).toMatch(/^\.\/deploy\/nginx\/chat\.conf\.template:\/etc\/nginx\/templates\//);
-    for (const name of ['chat1', 'chat2', 'chat3']) expect(nginx.environment.UPSTREAM_SERVERS).toContain(`server ${name}:4000`);
+    expect(nginx.environment.UPSTREAM_SERVERS).toBe(upstreamServers(['chat1:4000', 'chat2:4000', 'chat3:4000']));
     const template = await readFile(path.join(root, 'deploy/nginx/chat.conf.template'), 'utf8');
     expect(template).toContain('${LISTEN}');
     expect(template).toContain('${UPSTREAM_SERVERS}');

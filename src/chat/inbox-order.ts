@@ -31,6 +31,12 @@ import type { Database } from '../db/client.js';
 export interface InboxOrder {
   /** A message was stored at `at`; `memberIds` is the member list when the conversation is small, else null. */
   moved(conversationId: string, at: Date, senderId: string, memberIds: readonly string[] | null): Promise<void>;
+  /**
+   * Writes every move still waiting for its interval now, and resolves when
+   * those and the ones in flight are done (failures reported, not thrown): the
+   * instance is stopping, and its database pool closes next.
+   */
+  flush(): Promise<void>;
 }
 
 /** How often a small conversation moves its other members' rows at most. */
@@ -44,13 +50,15 @@ interface Later {
   members: Set<string> | null;
   interval: number;
   lastRun: number;
-  running: boolean;
+  /** The write in flight. */
+  running: Promise<void> | null;
   timer: NodeJS.Timeout | null;
   dirty: boolean;
 }
 
 export function createInboxOrder(db: Database, onError: (error: unknown, what: string) => void = () => {}): InboxOrder {
   const later = new Map<string, Later>();
+  let stopping = false;
 
   const rows = new RowMoves(db);
 
@@ -63,7 +71,7 @@ export function createInboxOrder(db: Database, onError: (error: unknown, what: s
   function schedule(conversationId: string, at: Date, members: Set<string> | null, interval: number): void {
     let entry = later.get(conversationId);
     if (!entry) {
-      entry = { at, members, interval, lastRun: 0, running: false, timer: null, dirty: true };
+      entry = { at, members, interval, lastRun: 0, running: null, timer: null, dirty: true };
       later.set(conversationId, entry);
     } else {
       if (at > entry.at) entry.at = at;
@@ -78,7 +86,12 @@ export function createInboxOrder(db: Database, onError: (error: unknown, what: s
 
   function arm(conversationId: string, entry: Later): void {
     if (entry.running || entry.timer) return;
-    const wait = Math.max(0, entry.lastRun + entry.interval - Date.now());
+    if (stopping && !entry.dirty) {
+      later.delete(conversationId);
+      return;
+    }
+    // Stopping: what is left goes now, without waiting for its interval.
+    const wait = stopping ? 0 : Math.max(0, entry.lastRun + entry.interval - Date.now());
     entry.timer = setTimeout(() => void flush(conversationId, entry), wait);
     entry.timer.unref();
   }
@@ -92,25 +105,35 @@ export function createInboxOrder(db: Database, onError: (error: unknown, what: s
     }
     const { at, members } = entry;
     entry.dirty = false;
-    entry.running = true;
     entry.lastRun = Date.now();
-    try {
-      await write(conversationId, at, members);
-    } catch (error) {
-      onError(error, 'inbox order');
-    } finally {
-      entry.running = false;
-      // Again after the interval: to move what arrived meanwhile, or to forget the conversation.
-      arm(conversationId, entry);
-    }
+    entry.running = write(conversationId, at, members).catch((error) => onError(error, 'inbox order'));
+    await entry.running;
+    entry.running = null;
+    // Again after the interval: to move what arrived meanwhile, or to forget the conversation.
+    arm(conversationId, entry);
   }
 
-  
   return {
     async moved(conversationId, at, senderId, memberIds) {
       const others = memberIds ? new Set(memberIds.filter((id) => id !== senderId)) : null;
       if (!others || others.size > 0) schedule(conversationId, at, others, others ? OTHERS_INTERVAL_MS : LARGE_INTERVAL_MS);
       await rows.move(senderId, conversationId, at).catch((error) => onError(error, 'inbox order'));
+    },
+    async flush() {
+      stopping = true;
+      for (;;) {
+        const pending: Promise<void>[] = [];
+        for (const [conversationId, entry] of later) {
+          if (entry.timer) {
+            clearTimeout(entry.timer);
+            pending.push(flush(conversationId, entry));
+          } else if (entry.running) {
+            pending.push(entry.running);
+          }
+        }
+        if (pending.length === 0) return;
+        await Promise.all(pending);
+      }
     },
   };
 }

@@ -38,7 +38,18 @@ export interface HttpServer {
  */
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   let draining = false;
+  // Responses not written yet. A drain marks them `connection: close`, so that
+  // each connection ends after its last answer; closing a kept-alive connection
+  // from this side instead races a load balancer sending its next request on it
+  // (nginx does not retry a POST it has sent: the client got a 502).
+  const unanswered = new Set<http.ServerResponse>();
   const server = http.createServer((req, res) => {
+    if (draining) {
+      res.setHeader('connection', 'close');
+    } else {
+      unanswered.add(res);
+      res.once('close', () => unanswered.delete(res));
+    }
     const pathname = (req.url ?? '/').split('?')[0];
     if (pathname === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
@@ -98,13 +109,18 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       draining = true;
       // 1. No new connections; 2. realtime clients told to reconnect elsewhere;
       // 3. in-flight HTTP requests finish (bounded).
+      // close() calls back once every connection has ended, in-flight requests
+      // answered (or at once, with an error, if it never listened). `listening`
+      // turns false as soon as close() is called, so it cannot tell whether to wait.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const res of unanswered) if (!res.headersSent) res.setHeader('connection', 'close');
+      unanswered.clear();
       server.closeIdleConnections();
       options.sse.close();
       await sockets.close();
       const forced = setTimeout(() => server.closeAllConnections(), 10_000);
       forced.unref();
-      if (server.listening) await closed;
+      await closed;
       clearTimeout(forced);
     },
   };

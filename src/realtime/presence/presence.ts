@@ -21,11 +21,23 @@ export function createLocalPresence(onChange: PresenceChange): Presence {
   // disconnected(), so the ids themselves need not be kept (memory per
   // connection is a product target).
   const connections = new Map<string, number>();
+  // Announcements under way (last-seen writes among them): `close` lets them
+  // finish, since the database pool closes after it.
+  const announcing = new Set<Promise<void>>();
+  const announce = async (userId: string, online: boolean) => {
+    const work = Promise.resolve(onChange(userId, online, new Date()));
+    announcing.add(work);
+    try {
+      await work;
+    } finally {
+      announcing.delete(work);
+    }
+  };
   return {
     async connected(userId) {
       const count = (connections.get(userId) ?? 0) + 1;
       connections.set(userId, count);
-      if (count === 1) await onChange(userId, true, new Date());
+      if (count === 1) await announce(userId, true);
     },
     async disconnected(userId) {
       const count = connections.get(userId);
@@ -35,13 +47,14 @@ export function createLocalPresence(onChange: PresenceChange): Presence {
         return;
       }
       connections.delete(userId);
-      await onChange(userId, false, new Date());
+      await announce(userId, false);
     },
     async onlineAmong(userIds) {
       return userIds.filter((id) => connections.has(id));
     },
     async close() {
       connections.clear();
+      await Promise.allSettled(announcing);
     },
   };
 }

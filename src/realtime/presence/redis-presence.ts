@@ -29,6 +29,20 @@ const userKey = (userId: string) => `chat:presence:{p${bucketOf(userId)}}:user:$
 const expiryIndex = (bucket: number) => `chat:presence:{p${bucket}}:expiries`;
 const indexOf = (userId: string) => expiryIndex(bucketOf(userId));
 
+/** How long `close` waits for work under way (a Redis that stopped answering must not hold a shutdown). */
+const CLOSE_WAIT_MS = 5000;
+
+/** Resolves when every promise in `work` has settled, or after `ms`. */
+async function settled(work: Iterable<Promise<unknown>>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  await Promise.race([Promise.allSettled(work), late]);
+  clearTimeout(timer);
+}
+
 /**
  * Presence shared by every instance (docs/architecture.md, "Presence"). It
  * never decides delivery. Each user has a sorted set
@@ -88,16 +102,34 @@ export async function createRedisPresence(endpoint: RedisEndpoint, name: string,
     }
   }
 
+  // Work under way (connections coming and going, a sweep): `close` lets it
+  // finish before the connection goes, so that a user whose socket closed in
+  // the drain is announced offline now rather than by a sweeper after `ttl`.
+  const pending = new Set<Promise<unknown>>();
+  let closing = false;
+  function track<T>(work: Promise<T>): Promise<T> {
+    pending.add(work);
+    const forget = () => pending.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
   const heartbeat = setInterval(() => {
     refreshAll();
-    sweep().catch((error) => options.onError(error, 'presence sweep'));
+    track(sweep()).catch((error) => options.onError(error, 'presence sweep'));
   }, Math.max(100, Math.floor(ttl / 3)));
   heartbeat.unref();
 
-  async function disconnected(userId: string, connectionId: string) {
+  function disconnected(userId: string, connectionId: string): Promise<void> {
+    // Once closing, `close` says goodbye for every connection still registered.
+    if (closing) return Promise.resolve();
     const set = local.get(userId);
     set?.delete(connectionId);
     if (set?.size === 0) local.delete(userId);
+    return track(leave(userId, connectionId));
+  }
+
+  async function leave(userId: string, connectionId: string) {
     const now = Date.now();
     const results = await redis.multi().zrem(userKey(userId), connectionId).zcount(userKey(userId), now, '+inf').exec();
     if (Number(results?.[0]?.[1]) === 1 && Number(results?.[1]?.[1]) === 0) {
@@ -106,25 +138,27 @@ export async function createRedisPresence(endpoint: RedisEndpoint, name: string,
     }
   }
 
+  async function connected(userId: string, connectionId: string) {
+    let set = local.get(userId);
+    if (!set) local.set(userId, (set = new Set()));
+    set.add(connectionId);
+    const now = Date.now();
+    const expires = now + ttl;
+    // Atomic, so of two connections opening at once exactly one sees itself alone
+    // (one MULTI: the user's key and its bucket's index share a hash tag).
+    const results = await redis
+      .multi()
+      .zremrangebyscore(userKey(userId), '-inf', now)
+      .zadd(userKey(userId), expires, connectionId)
+      .pexpire(userKey(userId), ttl)
+      .zcard(userKey(userId))
+      .zadd(indexOf(userId), 'GT', expires, userId)
+      .exec();
+    if (Number(results?.[3]?.[1]) === 1) await options.onChange(userId, true, new Date(now));
+  }
+
   return {
-    async connected(userId, connectionId) {
-      let set = local.get(userId);
-      if (!set) local.set(userId, (set = new Set()));
-      set.add(connectionId);
-      const now = Date.now();
-      const expires = now + ttl;
-      // Atomic, so of two connections opening at once exactly one sees itself alone
-      // (one MULTI: the user's key and its bucket's index share a hash tag).
-      const results = await redis
-        .multi()
-        .zremrangebyscore(userKey(userId), '-inf', now)
-        .zadd(userKey(userId), expires, connectionId)
-        .pexpire(userKey(userId), ttl)
-        .zcard(userKey(userId))
-        .zadd(indexOf(userId), 'GT', expires, userId)
-        .exec();
-      if (Number(results?.[3]?.[1]) === 1) await options.onChange(userId, true, new Date(now));
-    },
+    connected: (userId, connectionId) => (closing ? Promise.resolve() : track(connected(userId, connectionId))),
     disconnected,
     async onlineAmong(userIds) {
       if (userIds.length === 0) return [];
@@ -138,12 +172,14 @@ export async function createRedisPresence(endpoint: RedisEndpoint, name: string,
       }
     },
     async close() {
+      closing = true;
       clearInterval(heartbeat);
+      await settled(pending, CLOSE_WAIT_MS);
       // Leave cleanly: this instance's users go offline now, not in `ttl`.
       const users = [...local.entries()];
       local.clear();
       for (const [userId, connections] of users) {
-        for (const connection of connections) await disconnected(userId, connection).catch(() => {});
+        for (const connection of connections) await leave(userId, connection).catch(() => {});
       }
       redis.disconnect();
     },
