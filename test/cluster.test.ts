@@ -167,7 +167,7 @@ describe.skipIf(!redisUrl || !nginx)('a cluster of instances behind nginx', () =
       // errors only (a connection refused or reset, a 502 from nginx): never a
       // server error from a request cut off by the stopping instance.
       const retried = new Map<string, number>();
-      for (const client of clients) client.chat.onError((error) => retried.set(error.code, (retried.get(error.code) ?? 0) + 1));
+      for (const client of clients) client.chat.onError((error) => retried.set(`${error.code}: ${error.message}`, (retried.get(`${error.code}: ${error.message}`) ?? 0) + 1));
 
       // Everyone keeps chatting until every instance has been restarted.
       let restarting = true;
@@ -200,7 +200,7 @@ describe.skipIf(!redisUrl || !nginx)('a cluster of instances behind nginx', () =
       restarting = false;
       await chatting.finally(() => clearInterval(heartbeat));
       progress('chatting done');
-      expect([...retried.keys()].filter((code) => code !== 'NETWORK_ERROR'), 'errors retried besides network errors').toEqual([]);
+      expect([...retried.keys()].filter((error) => !error.startsWith('NETWORK_ERROR:')), 'errors retried besides network errors').toEqual([]);
 
       // The database is the truth: every message, each client's view of it.
       const stored = async (conversationId: string) =>
