@@ -94,12 +94,24 @@ export function createDatabase(databaseUrl: string, poolSize: number, observe?: 
   };
 }
 
-/** True when the database answers (for /ready). */
-export async function pingDatabase(db: Database): Promise<boolean> {
+/**
+ * True when the database answers (for /ready) within `timeoutMs`: a load
+ * balancer's or orchestrator's probe needs an answer, and a database that
+ * takes longer (or a pool with no free connection) is not ready.
+ */
+export async function pingDatabase(db: Database, timeoutMs = 2000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+    timer.unref();
+  });
+  const ping = db.$queryRaw`SELECT 1`.then(
+    () => true,
+    () => false,
+  );
   try {
-    await db.$queryRaw`SELECT 1`;
-    return true;
-  } catch {
-    return false;
+    return await Promise.race([ping, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
