@@ -212,7 +212,7 @@ class RowMoves {
   private async write(batch: RowMove[]): Promise<void> {
     if (batch.length === 1) {
       const [move] = batch as [RowMove];
-      await this.db.sql.query(
+      await this.db.asyncCommit.query(
         'UPDATE user_conversations SET active_at = $3 WHERE user_id = $1 AND conversation_id = $2 AND active_at < $3',
         [move.userId, move.conversationId, move.at],
         'chat_move_inbox_row',
@@ -220,7 +220,7 @@ class RowMoves {
       return;
     }
     batch.sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : a.conversationId < b.conversationId ? -1 : a.conversationId > b.conversationId ? 1 : 0));
-    await this.db.sql.query(
+    await this.db.asyncCommit.query(
       'SELECT chat_move_inbox_rows($1::text[], $2::uuid[], $3::timestamptz[])',
       [batch.map((m) => m.userId), batch.map((m) => m.conversationId), batch.map((m) => m.at)],
       'chat_move_inbox_rows',

@@ -173,9 +173,9 @@ class LastSeenWriter {
       // Bounded as the inbox index's batches are (a stuck statement must not hold every later write).
       if (batch.length === 1) {
         const [id, { at }] = batch[0]!;
-        await withTimeout(this.db.sql.query('UPDATE users SET last_seen_at = $2 WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < $2)', [id, at], 'chat_set_last_seen'), MOVE_TIMEOUT_MS, 'last seen');
+        await withTimeout(this.db.asyncCommit.query('UPDATE users SET last_seen_at = $2 WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < $2)', [id, at], 'chat_set_last_seen'), MOVE_TIMEOUT_MS, 'last seen');
       } else {
-        const statement = this.db.sql.query(
+        const statement = this.db.asyncCommit.query(
           `UPDATE users SET last_seen_at = ($2::timestamptz[])[array_position($1::text[], id)]
             WHERE id = ANY($1::text[]) AND (last_seen_at IS NULL OR last_seen_at < ($2::timestamptz[])[array_position($1::text[], id)])`,
           [batch.map(([id]) => id), batch.map(([, { at }]) => at)],

@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import type pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { createPool } from './connection.js';
 
@@ -21,7 +22,22 @@ export interface Sql {
   query<R>(text: string, values: readonly unknown[], name?: string): Promise<R[]>;
 }
 
-export type Database = PrismaClient & { readonly sql: Sql };
+export type Database = PrismaClient & {
+  readonly sql: Sql;
+  /**
+   * Statements whose commit does not wait for the WAL flush (PostgreSQL's
+   * asynchronous commit, on a small pool of its own): for derived data only,
+   * whose last writes a database crash may lose (at most `wal_writer_delay`
+   * × 3, 600 ms by default) without losing anything acknowledged: the inbox
+   * index's order and last-seen times. Other sessions see a write as soon as
+   * it commits, as always. A send used to wait for two flushes (its message,
+   * then the sender's inbox row); now for one.
+   */
+  readonly asyncCommit: Sql;
+};
+
+/** Connections of the asynchronous-commit pool: its writers keep one statement in flight each (group commits). */
+const ASYNC_COMMIT_POOL_SIZE = 2;
 
 /** Sees every SQL statement the server sends (metrics, and tests that check each statement's shape). */
 export interface QueryObserver {
@@ -42,56 +58,63 @@ export interface DatabaseHandle {
 export function createDatabase(databaseUrl: string, poolSize: number, observe?: QueryObserver): DatabaseHandle {
   // A multi-host DATABASE_URL connects to whichever host is the primary now (src/db/connection.ts).
   const pool = createPool(databaseUrl, poolSize);
-  // An idle connection that the server drops (restart, failover) must not crash the process.
-  pool.on('error', () => {});
-  if (observe) {
-    pool.on('connect', (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-      (client as { query: unknown }).query = (...args: unknown[]) => {
-        const config = args[0];
-        const sql = typeof config === 'string' ? config : ((config as { text?: string })?.text ?? '');
-        const started = performance.now();
-        // pg.Pool#query calls this callback-style; Prisma's transactions promise-style.
-        const callback = args[args.length - 1];
-        if (typeof callback === 'function') {
-          args[args.length - 1] = (error: unknown, ...rest: unknown[]) => {
-            observe(sql, performance.now() - started, Boolean(error));
-            return (callback as (...a: unknown[]) => unknown)(error, ...rest);
-          };
-          return query(...args);
-        }
-        const result = query(...args);
-        if (result && typeof (result as Promise<unknown>).then === 'function') {
-          (result as Promise<unknown>).then(
-            () => observe(sql, performance.now() - started, false),
-            () => observe(sql, performance.now() - started, true),
-          );
-        }
-        return result;
-      };
-    });
+  const asyncPool = createPool(databaseUrl, ASYNC_COMMIT_POOL_SIZE, { synchronous_commit: 'off' });
+  for (const each of [pool, asyncPool]) {
+    // An idle connection that the server drops (restart, failover) must not crash the process.
+    each.on('error', () => {});
+    if (observe) observeQueries(each, observe);
   }
   const adapter = new PrismaPg(pool);
   const prisma = new PrismaClient({ adapter });
   const disconnect = prisma.$disconnect.bind(prisma);
-  const sql: Sql = {
+  const sqlOn = (on: pg.Pool): Sql => ({
     async query<R>(text: string, values: readonly unknown[], name?: string) {
-      const result = await pool.query({ text, values: values as unknown[], ...(name && { name }) });
+      const result = await on.query({ text, values: values as unknown[], ...(name && { name }) });
       return result.rows as R[];
     },
-  };
+  });
   // The adapter does not end a pool it was given: do it with the client.
   const db = Object.assign(prisma, {
-    sql,
+    sql: sqlOn(pool),
+    asyncCommit: sqlOn(asyncPool),
     $disconnect: async () => {
       await disconnect();
-      await pool.end();
+      await Promise.all([pool.end(), asyncPool.end()]);
     },
   });
   return {
     db,
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
   };
+}
+
+/** Wraps each pooled connection's `query` once, when it connects, to time every statement. */
+function observeQueries(pool: pg.Pool, observe: QueryObserver): void {
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    (client as { query: unknown }).query = (...args: unknown[]) => {
+      const config = args[0];
+      const sql = typeof config === 'string' ? config : ((config as { text?: string })?.text ?? '');
+      const started = performance.now();
+      // pg.Pool#query calls this callback-style; Prisma's transactions promise-style.
+      const callback = args[args.length - 1];
+      if (typeof callback === 'function') {
+        args[args.length - 1] = (error: unknown, ...rest: unknown[]) => {
+          observe(sql, performance.now() - started, Boolean(error));
+          return (callback as (...a: unknown[]) => unknown)(error, ...rest);
+        };
+        return query(...args);
+      }
+      const result = query(...args);
+      if (result && typeof (result as Promise<unknown>).then === 'function') {
+        (result as Promise<unknown>).then(
+          () => observe(sql, performance.now() - started, false),
+          () => observe(sql, performance.now() - started, true),
+        );
+      }
+      return result;
+    };
+  });
 }
 
 /**

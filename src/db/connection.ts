@@ -173,15 +173,19 @@ export function failoverClient(locator: PrimaryLocator): typeof pg.Client {
 /**
  * A pool over DATABASE_URL. One host and no target_session_attrs: a plain
  * node-postgres pool, as before. Several hosts (or read-write asked for):
- * connections go where the locator says.
+ * connections go where the locator says. `settings`: server settings of its
+ * connections (e.g. synchronous_commit).
  */
-export function createPool(databaseUrl: string, max: number): pg.Pool {
+export function createPool(databaseUrl: string, max: number, settings: Record<string, string> = {}): pg.Pool {
   const target = parseDatabaseUrl(databaseUrl);
-  if (target.hosts.length === 1 && !target.readWrite) return new pg.Pool({ connectionString: databaseUrl, max });
+  // Server settings for every connection of the pool, sent when it starts (`-c name=value`).
+  const options = Object.keys(settings).length > 0 ? Object.entries(settings).map(([name, value]) => `-c ${name}=${value}`).join(' ') : undefined;
+  if (target.hosts.length === 1 && !target.readWrite) return new pg.Pool({ connectionString: databaseUrl, max, options });
   const locator = new PrimaryLocator(target);
   return new pg.Pool({
     connectionString: target.urlFor(target.hosts[0]!),
     max,
+    options,
     Client: failoverClient(locator),
     connectionTimeoutMillis: target.connectTimeoutSeconds > 0 ? target.connectTimeoutSeconds * 1000 : undefined,
   });
