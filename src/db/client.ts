@@ -31,13 +31,20 @@ export type Database = PrismaClient & {
    * × 3, 600 ms by default) without losing anything acknowledged: the inbox
    * index's order and last-seen times. Other sessions see a write as soon as
    * it commits, as always. A send used to wait for two flushes (its message,
-   * then the sender's inbox row); now for one.
+   * then the sender's inbox row); now for one. A pool of its own (four
+   * connections, ASYNC_COMMIT_POOL_SIZE), whose connections start with
+   * `synchronous_commit=off`.
    */
   readonly asyncCommit: Sql;
 };
 
-/** Connections of the asynchronous-commit pool: its writers keep one statement in flight each (group commits). */
-const ASYNC_COMMIT_POOL_SIZE = 2;
+/**
+ * Connections of the asynchronous-commit pool. Its two writers (inbox order,
+ * last seen) keep one statement in flight each (group commits); a batch that
+ * outlasts its writer's timeout is left running and the next one starts on
+ * another connection, hence the headroom. Opened only when needed.
+ */
+const ASYNC_COMMIT_POOL_SIZE = 4;
 
 /** Sees every SQL statement the server sends (metrics, and tests that check each statement's shape). */
 export interface QueryObserver {
