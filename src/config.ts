@@ -45,6 +45,8 @@ export interface Config {
   deliveryCheckMs: number;
   /** A user counts as online this long after their instance's last presence heartbeat. */
   presenceTtlMs: number;
+  /** How long a user whose last connection ended still counts as online (a reconnect within it shows no change). */
+  presenceGraceMs: number;
   /** Name of this instance in presence and logs. */
   instanceId: string;
   /** Manifests of trusted documents besides the SDK's (JSON files `{ "sha256:<hex>": "<text>" }`). */
@@ -153,6 +155,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     wsKeepAliveMs: integer(env, 'WS_KEEPALIVE_MS', 12_000, 100, 600_000),
     presenceTtlMs: integer(env, 'PRESENCE_TTL_MS', 30_000, 300, 3_600_000),
+    presenceGraceMs: integer(env, 'PRESENCE_GRACE_MS', 5000, 0, 600_000),
     deliveryCheckMs: integer(env, 'DELIVERY_CHECK_MS', 2_000, 50, 60_000),
     instanceId: env.INSTANCE_ID || `${process.pid}`,
     trustedDocuments: (env.TRUSTED_DOCUMENTS ?? '').split(',').map((file) => file.trim()).filter(Boolean).map((file) => path.resolve(file)),

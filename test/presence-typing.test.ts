@@ -25,6 +25,13 @@ async function dm(a: TestUser, b: TestUser): Promise<string> {
   return (await a.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: b.id })).startDirectConversation.id;
 }
 
+async function waitUntil(condition: () => Promise<boolean>, what: string): Promise<void> {
+  for (let polls = 0; !(await condition()); polls++) {
+    if (polls > 500) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 const PRESENCE = 'subscription($c: ID) { presence(conversationId: $c) { user { id } online } }';
 const TYPING = 'subscription($c: ID!) { typing(conversationId: $c) { conversationId user { id name } typing expiresAt } }';
 
@@ -61,6 +68,54 @@ describe('presence', () => {
     const denied = eve.subscribe(PRESENCE, { c });
     await denied.until((s) => s.results.length > 0 || s.error !== undefined, 5000, 'an error');
     expect(denied.results[0]?.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+});
+
+describe('presence with a grace period on disconnects (PRESENCE_GRACE_MS)', () => {
+  it('shows no change for a user back within the grace, and goes offline after it with lastSeenAt when the connection ended', async () => {
+    const graced = await TestServer.start({ DATABASE_URL: db.url, PRESENCE_GRACE_MS: '800' });
+    const people: TestUser[] = [];
+    try {
+      const [alice, bob, carol] = [await graced.user(uid('alice'), 'alice'), await graced.user(uid('bob'), 'bob'), await graced.user(uid('carol'), 'carol')];
+      people.push(alice, bob, carol);
+      await dm(alice, bob);
+      await dm(carol, bob);
+      const watch = bob.subscribe(PRESENCE);
+      await watch.count(2);
+      const states = (who: TestUser) => watch.data.filter((d) => d.presence.user.id === who.id).map((d) => d.presence.online);
+      const first = alice.socket();
+      const marker = carol.socket();
+      await watch.until((s) => states(alice).at(-1) === true && states(carol).at(-1) === true, 5000, 'both online');
+
+      // Alice's socket drops and she is back at once: nobody sees her go. (Back once the
+      // server has seen the first connection end: before that there is nothing to hide.)
+      const open = async () => Number(/^chat_connections (\d+)/m.exec(await fetch(`http://127.0.0.1:${graced.port}/metrics`).then((r) => r.text()))?.[1]);
+      const before = await open();
+      await first.dispose();
+      await waitUntil(async () => (await open()) === before - 1, 'the first connection closed on the server');
+      const third = alice.socket();
+      await new Promise<void>((resolve) => third.on('connected', () => resolve()));
+      // Carol leaves after that: her offline comes a grace later than any of alice's would have.
+      await marker.dispose();
+      await watch.until((s) => states(carol).at(-1) === false, 5000, 'carol offline');
+      expect(states(alice)).toEqual([false, true]);
+      expect((await bob.ok('query($id: ID!) { user(id: $id) { online } }', { id: alice.id })).user.online).toBe(true);
+
+      // Now she stays away: offline after the grace, last seen when her connection ended.
+      const ended = Date.now();
+      await third.dispose();
+      await watch.until((s) => states(alice).at(-1) === false, 5000, 'alice offline');
+      const announced = Date.now();
+      expect(states(alice)).toEqual([false, true, false]);
+      const { user } = await bob.ok('query($id: ID!) { user(id: $id) { online lastSeenAt } }', { id: alice.id });
+      expect(user.online).toBe(false);
+      const lastSeen = new Date(user.lastSeenAt).getTime();
+      expect(lastSeen).toBeGreaterThanOrEqual(ended - 5);
+      expect(lastSeen).toBeLessThan(announced);
+    } finally {
+      await Promise.all(people.map((p) => p.closeSockets()));
+      await graced.stop();
+    }
   });
 });
 

@@ -10,6 +10,7 @@ import type { FeedStore } from './feed.js';
 import { Hub } from './hub.js';
 import { createLocalPresence, type Presence, type PresenceChange } from './presence/presence.js';
 import { PresenceWatch } from './presence/presence-watch.js';
+import { withDisconnectGrace } from './presence/grace.js';
 import { createRedisPresence } from './presence/redis-presence.js';
 import { Renderers } from './render.js';
 import type { StreamDeps } from './streams/live-stream.js';
@@ -69,13 +70,14 @@ export function feedStores(services: Services): { messages: FeedStore<MessageRec
 export async function createRealtime(options: RealtimeOptions): Promise<Realtime> {
   const { services, config, onError, broker } = options;
   const observer = options.observer ?? ignoreObserver;
-  const presence = options.redis
+  const connections = options.redis
     ? await createRedisPresence(options.redis, `chat:${config.instanceId}`, {
         ttlMs: config.presenceTtlMs,
         onChange: options.onPresenceChange,
         onError,
       })
     : createLocalPresence(options.onPresenceChange);
+  const presence = withDisconnectGrace(connections, config.presenceGraceMs, onError);
   const hub = new Hub({
     broker,
     policy: options.policy,

@@ -34,7 +34,7 @@ export const User = builder.objectRef<UserRecord>('User').implement({
     name: t.exposeString('name'),
     online: t.boolean({
       description:
-        'Connected to any instance right now (a crashed instance\'s users drop off within PRESENCE_TTL_MS). Visible to the user and to people who share a conversation with them; FORBIDDEN to anyone else.',
+        'Connected to any instance right now, or their last connection ended less than PRESENCE_GRACE_MS ago (a reconnect shows no change; a crashed instance\'s users drop off within PRESENCE_TTL_MS). Visible to the user and to people who share a conversation with them; FORBIDDEN to anyone else.',
       resolve: async (user, _args, context) => {
         await requirePresenceVisible(user, context);
         return context.loaders.online.load(user.id);
@@ -43,7 +43,7 @@ export const User = builder.objectRef<UserRecord>('User').implement({
     lastSeenAt: t.field({
       type: 'DateTime',
       nullable: true,
-      description: 'When the user last came online or went offline; null if never connected. Visible as `online` is.',
+      description: 'When the user last came online or went offline (for going offline: when their last connection ended); null if never connected. Visible as `online` is.',
       resolve: async (user, _args, context) => {
         await requirePresenceVisible(user, context);
         return context.loaders.lastSeenAt.load(user.id);

@@ -42,6 +42,8 @@ export class TestServer {
       SEND_RATE_PER_SECOND: '0',
       CONNECT_RATE_PER_MINUTE_PER_ADDRESS: '0',
       WS_KEEPALIVE_MS: '1000',
+      // Presence changes at once, as most tests expect (test/presence-typing.test.ts covers the grace).
+      PRESENCE_GRACE_MS: '0',
       ...env,
     };
     const config = loadConfig(full as NodeJS.ProcessEnv);

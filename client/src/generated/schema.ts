@@ -529,9 +529,9 @@ export type TypingEvent = {
 export type User = {
   __typename?: 'User';
   id: Scalars['ID']['output'];
-  /** When the user last came online or went offline; null if never connected. Visible as `online` is. */
+  /** When the user last came online or went offline (for going offline: when their last connection ended); null if never connected. Visible as `online` is. */
   lastSeenAt?: Maybe<Scalars['DateTime']['output']>;
   name: Scalars['String']['output'];
-  /** Connected to any instance right now (a crashed instance's users drop off within PRESENCE_TTL_MS). Visible to the user and to people who share a conversation with them; FORBIDDEN to anyone else. */
+  /** Connected to any instance right now, or their last connection ended less than PRESENCE_GRACE_MS ago (a reconnect shows no change; a crashed instance's users drop off within PRESENCE_TTL_MS). Visible to the user and to people who share a conversation with them; FORBIDDEN to anyone else. */
   online: Scalars['Boolean']['output'];
 };

@@ -9,7 +9,8 @@ export type PresenceChange = (userId: string, online: boolean, at: Date) => void
  */
 export interface Presence {
   connected(userId: string, connectionId: string): Promise<void>;
-  disconnected(userId: string, connectionId: string): Promise<void>;
+  /** `at`: when the connection ended (default now), the user's `lastSeenAt` if it was their last. */
+  disconnected(userId: string, connectionId: string, at?: Date): Promise<void>;
   /** The subset of `userIds` with at least one live connection anywhere. */
   onlineAmong(userIds: readonly string[]): Promise<string[]>;
   close(): Promise<void>;
@@ -24,8 +25,8 @@ export function createLocalPresence(onChange: PresenceChange): Presence {
   // Announcements under way (last-seen writes among them): `close` lets them
   // finish, since the database pool closes after it.
   const announcing = new Set<Promise<void>>();
-  const announce = async (userId: string, online: boolean) => {
-    const work = Promise.resolve(onChange(userId, online, new Date()));
+  const announce = async (userId: string, online: boolean, at = new Date()) => {
+    const work = Promise.resolve(onChange(userId, online, at));
     announcing.add(work);
     try {
       await work;
@@ -39,7 +40,7 @@ export function createLocalPresence(onChange: PresenceChange): Presence {
       connections.set(userId, count);
       if (count === 1) await announce(userId, true);
     },
-    async disconnected(userId) {
+    async disconnected(userId, _connectionId, at) {
       const count = connections.get(userId);
       if (count === undefined) return;
       if (count > 1) {
@@ -47,7 +48,7 @@ export function createLocalPresence(onChange: PresenceChange): Presence {
         return;
       }
       connections.delete(userId);
-      await announce(userId, false);
+      await announce(userId, false, at);
     },
     async onlineAmong(userIds) {
       return userIds.filter((id) => connections.has(id));

@@ -120,21 +120,21 @@ export async function createRedisPresence(endpoint: RedisEndpoint, name: string,
   }, Math.max(100, Math.floor(ttl / 3)));
   heartbeat.unref();
 
-  function disconnected(userId: string, connectionId: string): Promise<void> {
+  function disconnected(userId: string, connectionId: string, at?: Date): Promise<void> {
     // Once closing, `close` says goodbye for every connection still registered.
     if (closing) return Promise.resolve();
     const set = local.get(userId);
     set?.delete(connectionId);
     if (set?.size === 0) local.delete(userId);
-    return track(leave(userId, connectionId));
+    return track(leave(userId, connectionId, at));
   }
 
-  async function leave(userId: string, connectionId: string) {
+  async function leave(userId: string, connectionId: string, at?: Date) {
     const now = Date.now();
     const results = await redis.multi().zrem(userKey(userId), connectionId).zcount(userKey(userId), now, '+inf').exec();
     if (Number(results?.[0]?.[1]) === 1 && Number(results?.[1]?.[1]) === 0) {
       await redis.zrem(indexOf(userId), userId);
-      await options.onChange(userId, false, new Date(now));
+      await options.onChange(userId, false, at ?? new Date(now));
     }
   }
 

@@ -1,0 +1,41 @@
+import type { Presence } from './presence.js';
+
+/**
+ * Presence with a grace period on disconnects (docs/architecture.md,
+ * "Presence"): a connection that ends still counts for `graceMs`, so a client
+ * that is back within it (a network blip, a page reload, every client of an
+ * instance that restarted) never flickers offline and online again: no two
+ * announcements to every watcher, no two last-seen writes. A user who stays
+ * away goes offline `graceMs` after their last connection ended, with
+ * `lastSeenAt` the time it ended.
+ *
+ * The connection is handed to the presence underneath when its grace is
+ * over; until then that presence still holds it (with Redis: still refreshes
+ * it, so other instances see the user online too). Closing ends every grace
+ * at once: the presence underneath says goodbye for whatever it still holds.
+ */
+export function withDisconnectGrace(presence: Presence, graceMs: number, onError: (error: unknown, what: string) => void): Presence {
+  if (graceMs <= 0) return presence;
+  const waiting = new Map<string, NodeJS.Timeout>();
+  let closed = false;
+  return {
+    connected: (userId, connectionId) => presence.connected(userId, connectionId),
+    disconnected(userId, connectionId, at = new Date()) {
+      if (closed) return Promise.resolve();
+      const timer = setTimeout(() => {
+        waiting.delete(connectionId);
+        presence.disconnected(userId, connectionId, at).catch((error) => onError(error, 'presence'));
+      }, graceMs);
+      timer.unref();
+      waiting.set(connectionId, timer);
+      return Promise.resolve();
+    },
+    onlineAmong: (userIds) => presence.onlineAmong(userIds),
+    async close() {
+      closed = true;
+      for (const timer of waiting.values()) clearTimeout(timer);
+      waiting.clear();
+      await presence.close();
+    },
+  };
+}
