@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { settle, TestServer, uid, type TestUser } from './support/server.js';
+import { endpoint, settle, TestServer, uid, type TestUser } from './support/server.js';
 
 let db: TestDatabase;
 let server: TestServer;
@@ -115,6 +115,39 @@ describe('presence with a grace period on disconnects (PRESENCE_GRACE_MS)', () =
     } finally {
       await Promise.all(people.map((p) => p.closeSockets()));
       await graced.stop();
+    }
+  });
+});
+
+describe.skipIf(!inject('redisUrl'))('presence grace across a restart (Redis)', () => {
+  it("shows no change for users of a stopped instance who are back elsewhere within the grace; another instance announces the rest", async () => {
+    const env = { DATABASE_URL: db.url, REDIS_URL: inject('redisUrl')!, PRESENCE_GRACE_MS: '800', PRESENCE_TTL_MS: '1500' };
+    const a = await TestServer.start({ ...env, INSTANCE_ID: uid('a') });
+    const b = await TestServer.start({ ...env, INSTANCE_ID: uid('b') });
+    const people: TestUser[] = [];
+    try {
+      const [alice, bob, carol] = [await a.user(uid('alice'), 'alice'), await b.user(uid('bob'), 'bob'), await a.user(uid('carol'), 'carol')];
+      people.push(alice, bob, carol);
+      await dm(alice, bob.at(endpoint(a.url)));
+      await dm(carol, bob.at(endpoint(a.url)));
+      const watch = bob.subscribe(PRESENCE);
+      await watch.count(2);
+      const states = (who: TestUser) => watch.data.filter((d) => d.presence.user.id === who.id).map((d) => d.presence.online);
+      alice.socket();
+      carol.socket();
+      await watch.until((s) => states(alice).at(-1) === true && states(carol).at(-1) === true, 10_000, 'both online');
+
+      // Instance a stops (its sockets are closed with 1012); alice is back on b at once, carol is not.
+      await a.stop();
+      alice.at(endpoint(b.url)).socket();
+      await watch.until((s) => states(carol).at(-1) === false, 10_000, 'carol offline, announced by b');
+      expect(states(alice)).toEqual([false, true]);
+      expect(states(carol)).toEqual([false, true, false]);
+      expect((await bob.ok('query($id: ID!) { user(id: $id) { online } }', { id: alice.id })).user.online).toBe(true);
+    } finally {
+      await Promise.all(people.map((p) => p.closeSockets()));
+      await a.stop();
+      await b.stop();
     }
   });
 });

@@ -11,8 +11,10 @@ import type { Presence } from './presence.js';
  *
  * The connection is handed to the presence underneath when its grace is
  * over; until then that presence still holds it (with Redis: still refreshes
- * it, so other instances see the user online too). Closing ends every grace
- * at once: the presence underneath says goodbye for whatever it still holds.
+ * it, so other instances see the user online too). When the instance stops,
+ * the presence underneath keeps its connections counted for a grace more
+ * (with Redis, as expiries that another instance's sweeper acts on), so the
+ * clients of a restarted instance, back elsewhere within it, show no change.
  */
 export function withDisconnectGrace(presence: Presence, graceMs: number, onError: (error: unknown, what: string) => void): Presence {
   if (graceMs <= 0) return presence;
@@ -35,7 +37,8 @@ export function withDisconnectGrace(presence: Presence, graceMs: number, onError
       closed = true;
       for (const timer of waiting.values()) clearTimeout(timer);
       waiting.clear();
-      await presence.close();
+      // Every connection is in its grace now: the drain closed them all.
+      await presence.close(graceMs);
     },
   };
 }

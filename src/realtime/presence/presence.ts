@@ -13,7 +13,13 @@ export interface Presence {
   disconnected(userId: string, connectionId: string, at?: Date): Promise<void>;
   /** The subset of `userIds` with at least one live connection anywhere. */
   onlineAmong(userIds: readonly string[]): Promise<string[]>;
-  close(): Promise<void>;
+  /**
+   * The instance stops; its connections are gone (the drain closed them).
+   * `graceMs` > 0: they still count for that long, so that users who
+   * reconnect elsewhere meanwhile show no change (with Redis, another
+   * instance's sweeper announces those who do not); 0: they go offline now.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Presence of the embedded default: this process's connections are all there is. */

@@ -171,15 +171,29 @@ export async function createRedisPresence(endpoint: RedisEndpoint, name: string,
         return userIds.filter((id) => local.has(id));
       }
     },
-    async close() {
+    async close(graceMs = 0) {
       closing = true;
       clearInterval(heartbeat);
       await settled(pending, CLOSE_WAIT_MS);
-      // Leave cleanly: this instance's users go offline now, not in `ttl`.
       const users = [...local.entries()];
       local.clear();
-      for (const [userId, connections] of users) {
-        for (const connection of connections) await leave(userId, connection).catch(() => {});
+      if (graceMs > 0) {
+        // Leave as a graced disconnect: each connection expires at the end of
+        // the grace, and the user's entry in the expiry index moves down to it
+        // (LT: never above another instance's later expiry), so a sweeper
+        // announces the users not back by then, and only them.
+        const expires = Date.now() + graceMs;
+        const writes: Promise<unknown>[] = [];
+        for (const [userId, connections] of users) {
+          for (const connection of connections) writes.push(redis.zadd(userKey(userId), 'XX', expires, connection));
+          writes.push(redis.zadd(indexOf(userId), 'LT', expires, userId));
+        }
+        await settled([Promise.all(writes).catch((error) => options.onError(error, 'presence hand-over'))], CLOSE_WAIT_MS);
+      } else {
+        // Leave now: this instance's users go offline at once, not in `ttl`.
+        for (const [userId, connections] of users) {
+          for (const connection of connections) await leave(userId, connection).catch(() => {});
+        }
       }
       redis.disconnect();
     },
