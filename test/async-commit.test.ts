@@ -22,14 +22,19 @@ describe('asynchronous commit for derived data', () => {
     // A multi-host URL goes through the failover client (src/db/connection.ts): the setting must survive it.
     ['a multi-host URL', (url: string) => {
       const u = new URL(url);
-      return `postgresql://${u.username}@${u.host},${u.host}${u.pathname}?target_session_attrs=read-write`;
+      return `postgresql://${u.username}${u.password ? `:${u.password}` : ''}@${u.host},${u.host}${u.pathname}?target_session_attrs=read-write`;
     }],
+    // Options of its own in the URL: kept, and ours added (node-postgres alone would let the URL's win).
+    ['a URL with options', (url: string) => `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c application_name=from-url')}`],
   ])('is off on db.asyncCommit and as the server says on db.sql and Prisma (%s)', async (_, urlOf) => {
     const { db } = createDatabase(urlOf(test.url), 2);
     try {
       const server = (await test.query<{ synchronous_commit: string }>('SHOW synchronous_commit'))[0]!.synchronous_commit;
       expect(server).not.toBe('off'); // or this test proves nothing
       expect(await setting(db.asyncCommit)).toBe('off');
+      if (urlOf(test.url).includes('options=')) {
+        expect((await db.asyncCommit.query<{ application_name: string }>('SHOW application_name', []))[0]!.application_name).toBe('from-url');
+      }
       expect(await setting(db.sql)).toBe(server);
       expect((await db.$queryRaw<{ synchronous_commit: string }[]>`SHOW synchronous_commit`)[0]!.synchronous_commit).toBe(server);
     } finally {

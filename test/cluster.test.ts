@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ChatClient } from '../client/src/index.js';
 import { session as sdkSession, type Recorded } from '../client/test/helpers.js';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import WebSocket from 'ws';
 import { Cluster } from '../ops/cluster.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
@@ -201,6 +203,9 @@ describe.skipIf(!redisUrl || !nginx)('a cluster of instances behind nginx', () =
       await chatting.finally(() => clearInterval(heartbeat));
       progress('chatting done');
       expect([...retried.keys()].filter((error) => !error.startsWith('NETWORK_ERROR:')), 'errors retried besides network errors').toEqual([]);
+      // nginx always had an instance to try: each is also a backup (ops/nginx.ts, upstreamServers).
+      const nginxLog = await readFile(path.join(cluster.dir, 'nginx', 'logs', 'error.log'), 'utf8');
+      expect(nginxLog.split('\n').filter((line) => line.includes('no live upstreams')).length, 'requests nginx answered with "no live upstreams"').toBe(0);
 
       // The database is the truth: every message, each client's view of it.
       const stored = async (conversationId: string) =>

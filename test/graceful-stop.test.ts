@@ -74,6 +74,23 @@ describe('stopping an instance', () => {
     }
   });
 
+  it('without Redis, takes its users offline (last seen when their connections ended) even within a presence grace', async () => {
+    // A long grace: without the stop seeing to it, the goodbye would never be written.
+    const server = await TestServer.start({ DATABASE_URL: db.url, PRESENCE_GRACE_MS: '600000' });
+    const [alice] = await pair(server);
+    const socket = alice.socket();
+    await new Promise<void>((resolve) => socket.on('connected', () => resolve()));
+    const online = async () => (await db.query<{ last_seen_at: Date | null }>('SELECT last_seen_at FROM users WHERE id = $1', [alice.id]))[0]?.last_seen_at;
+    // Online is written when the connection opens (after it is acknowledged: wait for it).
+    for (let polls = 0; !(await online()); polls++) {
+      expect(polls, 'the online time written').toBeLessThan(500);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const ended = Date.now();
+    await server.stop();
+    expect((await online())!.getTime()).toBeGreaterThanOrEqual(ended);
+  });
+
   it("writes the other members' deferred inbox moves before the database pool closes", async () => {
     const server = await TestServer.start({ DATABASE_URL: db.url });
     const [alice, bob, c] = await pair(server);

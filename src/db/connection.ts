@@ -171,6 +171,22 @@ export function failoverClient(locator: PrimaryLocator): typeof pg.Client {
 }
 
 /**
+ * Server settings for every connection, sent when it starts (`-c name=value`
+ * in the startup packet's `options`, after whatever options the URL or
+ * PGOPTIONS give: node-postgres would let the URL's replace ours). Through a
+ * transaction-pooling PgBouncer the startup option is refused or ignored,
+ * never applied to another client's session, unlike a `SET` would be.
+ */
+function withSettings(url: string, settings: Record<string, string>): { connectionString: string; options?: string } {
+  const ours = Object.entries(settings).map(([name, value]) => `-c ${name}=${value}`);
+  if (ours.length === 0) return { connectionString: url };
+  const parsed = new URL(url);
+  const given = parsed.searchParams.get('options') ?? process.env.PGOPTIONS;
+  parsed.searchParams.delete('options');
+  return { connectionString: parsed.href, options: [given, ...ours].filter(Boolean).join(' ') };
+}
+
+/**
  * A pool over DATABASE_URL. One host and no target_session_attrs: a plain
  * node-postgres pool, as before. Several hosts (or read-write asked for):
  * connections go where the locator says. `settings`: server settings of its
@@ -178,14 +194,11 @@ export function failoverClient(locator: PrimaryLocator): typeof pg.Client {
  */
 export function createPool(databaseUrl: string, max: number, settings: Record<string, string> = {}): pg.Pool {
   const target = parseDatabaseUrl(databaseUrl);
-  // Server settings for every connection of the pool, sent when it starts (`-c name=value`).
-  const options = Object.keys(settings).length > 0 ? Object.entries(settings).map(([name, value]) => `-c ${name}=${value}`).join(' ') : undefined;
-  if (target.hosts.length === 1 && !target.readWrite) return new pg.Pool({ connectionString: databaseUrl, max, options });
+  if (target.hosts.length === 1 && !target.readWrite) return new pg.Pool({ ...withSettings(databaseUrl, settings), max });
   const locator = new PrimaryLocator(target);
   return new pg.Pool({
-    connectionString: target.urlFor(target.hosts[0]!),
+    ...withSettings(target.urlFor(target.hosts[0]!), settings),
     max,
-    options,
     Client: failoverClient(locator),
     connectionTimeoutMillis: target.connectTimeoutSeconds > 0 ? target.connectTimeoutSeconds * 1000 : undefined,
   });

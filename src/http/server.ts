@@ -118,9 +118,16 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       server.closeIdleConnections();
       options.sse.close();
       await sockets.close();
+      // Connections whose response went out before the drain (an event stream
+      // ended above) are kept alive: close each once it is idle.
+      const idle = setInterval(() => server.closeIdleConnections(), 250);
       const forced = setTimeout(() => server.closeAllConnections(), 10_000);
+      // closeAllConnections does not reach upgraded sockets; the WebSocket server closed
+      // those it had, but nothing may hold the rest of the stop for longer than this.
+      const given = new Promise<void>((resolve) => setTimeout(resolve, 15_000).unref());
       forced.unref();
-      await closed;
+      await Promise.race([closed, given]);
+      clearInterval(idle);
       clearTimeout(forced);
     },
   };

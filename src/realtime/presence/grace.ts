@@ -12,15 +12,17 @@ import type { Presence } from './presence.js';
  * The connection is handed to the presence underneath when its grace is
  * over; until then that presence still holds it (with Redis: still refreshes
  * it, so other instances see the user online too). When the instance stops,
- * the presence underneath keeps its connections counted for a grace more
- * (with Redis, as expiries that another instance's sweeper acts on), so the
- * clients of a restarted instance, back elsewhere within it, show no change.
+ * a shared presence (Redis) keeps its connections counted for a grace more,
+ * as expiries that another instance's sweeper acts on, so the clients of a
+ * restarted instance, back elsewhere within it, show no change; without one
+ * there is nobody to come back to, and they go offline at once.
  */
 export function withDisconnectGrace(presence: Presence, graceMs: number, onError: (error: unknown, what: string) => void): Presence {
   if (graceMs <= 0) return presence;
-  const waiting = new Map<string, NodeJS.Timeout>();
+  const waiting = new Map<string, { userId: string; at: Date; timer: NodeJS.Timeout }>();
   let closed = false;
   return {
+    shared: presence.shared,
     connected: (userId, connectionId) => presence.connected(userId, connectionId),
     disconnected(userId, connectionId, at = new Date()) {
       if (closed) return Promise.resolve();
@@ -29,16 +31,21 @@ export function withDisconnectGrace(presence: Presence, graceMs: number, onError
         presence.disconnected(userId, connectionId, at).catch((error) => onError(error, 'presence'));
       }, graceMs);
       timer.unref();
-      waiting.set(connectionId, timer);
+      waiting.set(connectionId, { userId, at, timer });
       return Promise.resolve();
     },
     onlineAmong: (userIds) => presence.onlineAmong(userIds),
     async close() {
       closed = true;
-      for (const timer of waiting.values()) clearTimeout(timer);
+      const held = [...waiting];
+      for (const [, { timer }] of held) clearTimeout(timer);
       waiting.clear();
       // Every connection is in its grace now: the drain closed them all.
-      await presence.close(graceMs);
+      if (presence.shared) return presence.close(graceMs);
+      // Nobody can take them over: offline now, as of when each connection ended.
+      // (All at once: their last-seen writes are group-committed.)
+      await Promise.all(held.map(([connectionId, { userId, at }]) => presence.disconnected(userId, connectionId, at).catch((error) => onError(error, 'presence'))));
+      await presence.close();
     },
   };
 }

@@ -8,6 +8,8 @@ export type PresenceChange = (userId: string, online: boolean, at: Date) => void
  * event is delivered, and its failures never refuse a connection.
  */
 export interface Presence {
+  /** Shared by every instance (Redis): a stopping instance can hand its connections over (see `close`). */
+  readonly shared: boolean;
   connected(userId: string, connectionId: string): Promise<void>;
   /** `at`: when the connection ended (default now), the user's `lastSeenAt` if it was their last. */
   disconnected(userId: string, connectionId: string, at?: Date): Promise<void>;
@@ -15,9 +17,10 @@ export interface Presence {
   onlineAmong(userIds: readonly string[]): Promise<string[]>;
   /**
    * The instance stops; its connections are gone (the drain closed them).
-   * `graceMs` > 0: they still count for that long, so that users who
-   * reconnect elsewhere meanwhile show no change (with Redis, another
-   * instance's sweeper announces those who do not); 0: they go offline now.
+   * A shared presence with `graceMs` > 0 keeps them counted for that long,
+   * so that users who reconnect elsewhere meanwhile show no change (another
+   * instance's sweeper announces those who do not); otherwise they go
+   * offline now.
    */
   close(graceMs?: number): Promise<void>;
 }
@@ -41,6 +44,7 @@ export function createLocalPresence(onChange: PresenceChange): Presence {
     }
   };
   return {
+    shared: false,
     async connected(userId) {
       const count = (connections.get(userId) ?? 0) + 1;
       connections.set(userId, count);
@@ -60,8 +64,10 @@ export function createLocalPresence(onChange: PresenceChange): Presence {
       return userIds.filter((id) => connections.has(id));
     },
     async close() {
+      // Nobody takes over: whoever is still counted goes offline now (the drain closed their sockets).
+      const users = [...connections.keys()];
       connections.clear();
-      await Promise.allSettled(announcing);
+      await Promise.allSettled([...users.map((userId) => announce(userId, false)), ...announcing]);
     },
   };
 }

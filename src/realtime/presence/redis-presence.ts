@@ -29,6 +29,20 @@ const userKey = (userId: string) => `chat:presence:{p${bucketOf(userId)}}:user:$
 const expiryIndex = (bucket: number) => `chat:presence:{p${bucket}}:expiries`;
 const indexOf = (userId: string) => expiryIndex(bucketOf(userId));
 
+/**
+ * The sweeper's step for one user, atomic: if none of their connections is
+ * live, take them out of their bucket's index and delete their key, and say
+ * so (1). In separate commands a connection registered between the check and
+ * the delete (by another instance) was deleted with the key, and its user
+ * announced offline while connected. KEYS: the user's key, the bucket's
+ * index (one slot: they share a hash tag). ARGV: now, the user's id.
+ */
+const SWEEP_USER = `
+if redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf') > 0 then return 0 end
+if redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+return 1`;
+
 /** How long `close` waits for work under way (a Redis that stopped answering must not hold a shutdown). */
 const CLOSE_WAIT_MS = 5000;
 
@@ -92,10 +106,8 @@ export async function createRedisPresence(endpoint: RedisEndpoint, name: string,
     for (let bucket = 0; bucket < BUCKETS; bucket++) {
       const candidates = await redis.zrangebyscore(expiryIndex(bucket), '-inf', now, 'LIMIT', 0, 500);
       for (const userId of candidates) {
-        if ((await redis.zcount(userKey(userId), now, '+inf')) > 0) continue;
-        // Exactly one instance wins the ZREM, and only it announces.
-        if ((await redis.zrem(expiryIndex(bucket), userId)) === 1) {
-          await redis.del(userKey(userId));
+        // Exactly one instance wins, and only it announces.
+        if ((await redis.eval(SWEEP_USER, 2, userKey(userId), expiryIndex(bucket), now, userId)) === 1) {
           await options.onChange(userId, false, new Date(now));
         }
       }
@@ -158,6 +170,7 @@ export async function createRedisPresence(endpoint: RedisEndpoint, name: string,
   }
 
   return {
+    shared: true,
     connected: (userId, connectionId) => (closing ? Promise.resolve() : track(connected(userId, connectionId))),
     disconnected,
     async onlineAmong(userIds) {
@@ -180,12 +193,15 @@ export async function createRedisPresence(endpoint: RedisEndpoint, name: string,
       if (graceMs > 0) {
         // Leave as a graced disconnect: each connection expires at the end of
         // the grace, and the user's entry in the expiry index moves down to it
-        // (LT: never above another instance's later expiry), so a sweeper
-        // announces the users not back by then, and only them.
+        // (LT: only ever down), so a sweeper looks at the user then; it
+        // announces them only if no connection of theirs, here or elsewhere,
+        // is still live.
         const expires = Date.now() + graceMs;
         const writes: Promise<unknown>[] = [];
         for (const [userId, connections] of users) {
           for (const connection of connections) writes.push(redis.zadd(userKey(userId), 'XX', expires, connection));
+          // The key must outlive the grace (never shorter than other instances keep it).
+          writes.push(redis.pexpire(userKey(userId), Math.max(graceMs, ttl)));
           writes.push(redis.zadd(indexOf(userId), 'LT', expires, userId));
         }
         await settled([Promise.all(writes).catch((error) => options.onError(error, 'presence hand-over'))], CLOSE_WAIT_MS);

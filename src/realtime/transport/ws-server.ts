@@ -179,7 +179,15 @@ export function createSocketServer(options: SocketServerOptions): SocketServer {
       duplex.end(`HTTP/1.1 ${accepting ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\n\r\n`);
       return;
     }
-    const upgrade = () => wss.handleUpgrade(request, duplex, head, (socket) => wss.emit('connection', socket, request));
+    const upgrade = () => {
+      // Again: the gate answers asynchronously, and the drain may have begun meanwhile
+      // (a socket accepted after `close` took its list would hold the drain open).
+      if (!accepting) {
+        duplex.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      wss.handleUpgrade(request, duplex, head, (socket) => wss.emit('connection', socket, request));
+    };
     if (!options.gate?.limitsAddresses) return upgrade();
     // Per-address attempts are refused before the upgrade, with HTTP's own 429: cheapest for both sides.
     options.gate.attempt(clientAddress(request, options.trustProxyHops ?? 0)).then(upgrade, (error) => {
