@@ -207,9 +207,8 @@ export async function createRedisPresence(endpoint: RedisEndpoint, name: string,
         await settled([Promise.all(writes).catch((error) => options.onError(error, 'presence hand-over'))], CLOSE_WAIT_MS);
       } else {
         // Leave now: this instance's users go offline at once, not in `ttl`.
-        for (const [userId, connections] of users) {
-          for (const connection of connections) await leave(userId, connection).catch(() => {});
-        }
+        const goodbyes = users.flatMap(([userId, connections]) => [...connections].map((connection) => leave(userId, connection).catch((error) => options.onError(error, 'presence goodbye'))));
+        await settled(goodbyes, CLOSE_WAIT_MS);
       }
       redis.disconnect();
     },
