@@ -134,9 +134,11 @@ export async function buildApp(config: Config, logger: Logger, hooks: AppHooks =
       maskError: maskAndCount,
       onError,
       observer: metrics,
+      // The last-seen time first: whoever sees the change and then asks for `lastSeenAt` reads it
+      // (a stalled database holds the announcement at most the writer's 5 s bound).
       onPresenceChange: async (userId, online, at) => {
-        await broker.publish(channels.presence(userId), { type: 'presence', userId, online }).catch((e) => onError(e, 'publish presence'));
         await services.users.setLastSeen(userId, at).catch((e) => onError(e, 'last seen'));
+        await broker.publish(channels.presence(userId), { type: 'presence', userId, online }).catch((e) => onError(e, 'publish presence'));
       },
     });
     cleanup.unshift(() => realtime.close());
