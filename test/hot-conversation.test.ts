@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SENDS_IN_FLIGHT_PER_CONVERSATION } from '../src/chat/conversation-gate.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
@@ -57,12 +58,31 @@ describe('a hot conversation', () => {
     const hot = (await a!.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: b!.id })).startDirectConversation.id;
     const quiet = (await c!.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: d!.id })).startDirectConversation.id;
     calls.length = 0;
-    let burstDone = false;
-    const burst = Promise.all(Array.from({ length: 30 }, (_, i) => a!.ok(SEND, { c: hot, b: `h${i}`, m: `h-${i}` }))).then(() => (burstDone = true));
-    const other = await c!.ok(SEND, { c: quiet, b: 'meanwhile', m: 'q-1' });
-    // Answered while the hot conversation's thirty sends were still queued behind its lock.
-    expect(burstDone).toBe(false);
-    expect(other.sendMessage.seq).toBe(1);
-    await burst;
+    // The hot conversation's row is held, so its sends wait for it as long as this test says:
+    // whatever the machine's speed, they are all still waiting while the other send goes through.
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE', [hot]);
+      let burstDone = false;
+      const burst = Promise.all(Array.from({ length: 30 }, (_, i) => a!.ok(SEND, { c: hot, b: `h${i}`, m: `h-${i}` }))).then(() => (burstDone = true));
+      // Thirty sends at the lock would take every pooled connection (10) without the gate.
+      for (let polls = 0; ; polls++) {
+        const { rows } = await blocker.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()");
+        if (rows[0].n >= SENDS_IN_FLIGHT_PER_CONVERSATION) break;
+        expect(polls, 'the hot sends waiting for the row').toBeLessThan(500);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const other = await c!.ok(SEND, { c: quiet, b: 'meanwhile', m: 'q-1' });
+      expect(burstDone).toBe(false);
+      expect(other.sendMessage.seq).toBe(1);
+      const { rows } = await blocker.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()");
+      expect(rows[0].n).toBe(SENDS_IN_FLIGHT_PER_CONVERSATION);
+      await blocker.query('COMMIT');
+      await burst;
+    } finally {
+      await blocker.end();
+    }
   });
 });
