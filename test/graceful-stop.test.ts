@@ -1,6 +1,5 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, holdConversation, type TestDatabase } from './support/database.js';
 import { TestServer, uid, type TestUser } from './support/server.js';
 
 // What an instance does between SIGTERM and exit (src/main.ts calls app.stop()):
@@ -32,29 +31,21 @@ describe('stopping an instance', () => {
     const server = await TestServer.start({ DATABASE_URL: db.url });
     const [alice, , c] = await pair(server);
     // Hold the conversation's row so that a send waits inside the database.
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
+    const blocker = await holdConversation(db.url, c);
     try {
-      await blocker.query('BEGIN');
-      await blocker.query('SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE', [c]);
       const answer = fetch(server.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${alice.token}` },
         body: JSON.stringify({ query: SEND, variables: { c, b: 'in flight', m: 'drain-1' } }),
       });
       // The send is waiting for the lock: it is in flight, inside the database.
-      for (let polls = 0; ; polls++) {
-        const { rows } = await blocker.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()");
-        if (rows[0].n > 0) break;
-        expect(polls, 'the send waits for the row lock').toBeLessThan(500);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await blocker.untilWaiting(1);
       let stopped = false;
       const stopping = server.stop().then(() => (stopped = true));
       // Whatever the stop does first, it must not get past the running request.
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(stopped).toBe(false);
-      await blocker.query('COMMIT');
+      await blocker.release();
       const response = await answer;
       // Its connection ends after the answer: a load balancer does not send another request on it.
       expect(response.headers.get('connection')).toBe('close');
@@ -62,7 +53,7 @@ describe('stopping an instance', () => {
       expect(body.errors).toBeUndefined();
       expect(body.data.sendMessage.seq).toBe(1);
       await stopping;
-      const { rows } = await blocker.query('SELECT body FROM messages WHERE conversation_id = $1', [c]);
+      const rows = await db.query('SELECT body FROM messages WHERE conversation_id = $1', [c]);
       expect(rows.map((r) => r.body)).toEqual(['in flight']);
       // What the send writes after its message, before answering, was written
       // too (the sender's inbox copy moves up), on a pool not yet closed.

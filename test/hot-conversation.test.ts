@@ -1,7 +1,6 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SENDS_IN_FLIGHT_PER_CONVERSATION } from '../src/chat/conversation-gate.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, holdConversation, type TestDatabase } from './support/database.js';
 import { TestServer, uid, type TestUser } from './support/server.js';
 
 // Sends into one conversation take its row lock one at a time, so an instance
@@ -60,26 +59,17 @@ describe('a hot conversation', () => {
     calls.length = 0;
     // The hot conversation's row is held, so its sends wait for it as long as this test says:
     // whatever the machine's speed, they are all still waiting while the other send goes through.
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
+    const blocker = await holdConversation(db.url, hot);
     try {
-      await blocker.query('BEGIN');
-      await blocker.query('SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE', [hot]);
       let burstDone = false;
       const burst = Promise.all(Array.from({ length: 30 }, (_, i) => a!.ok(SEND, { c: hot, b: `h${i}`, m: `h-${i}` }))).then(() => (burstDone = true));
       // Thirty sends at the lock would take every pooled connection (10) without the gate.
-      for (let polls = 0; ; polls++) {
-        const { rows } = await blocker.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()");
-        if (rows[0].n >= SENDS_IN_FLIGHT_PER_CONVERSATION) break;
-        expect(polls, 'the hot sends waiting for the row').toBeLessThan(500);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await blocker.untilWaiting(SENDS_IN_FLIGHT_PER_CONVERSATION);
       const other = await c!.ok(SEND, { c: quiet, b: 'meanwhile', m: 'q-1' });
       expect(burstDone).toBe(false);
       expect(other.sendMessage.seq).toBe(1);
-      const { rows } = await blocker.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()");
-      expect(rows[0].n).toBe(SENDS_IN_FLIGHT_PER_CONVERSATION);
-      await blocker.query('COMMIT');
+      expect(await blocker.waiting()).toBe(SENDS_IN_FLIGHT_PER_CONVERSATION);
+      await blocker.release();
       await burst;
     } finally {
       await blocker.end();

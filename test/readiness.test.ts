@@ -1,6 +1,5 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, holdConversation, type TestDatabase } from './support/database.js';
 import { TestServer, uid } from './support/server.js';
 
 let db: TestDatabase;
@@ -22,23 +21,15 @@ describe('/ready', () => {
     const alice = await server.user(uid('alice'), 'Alice');
     const bob = await server.user(uid('bob'), 'Bob');
     const c = (await alice.ok('mutation($u: ID!) { startDirectConversation(userId: $u) { id } }', { u: bob.id })).startDirectConversation.id as string;
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
+    const blocker = await holdConversation(db.url, c);
     try {
-      await blocker.query('BEGIN');
-      await blocker.query('SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE', [c]);
       const send = alice.query('mutation($c: ID!) { sendMessage(conversationId: $c, body: "held", clientMessageId: "r-1") { seq } }', { c });
-      for (let polls = 0; ; polls++) {
-        const { rows } = await blocker.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()");
-        if (rows[0].n > 0) break;
-        expect(polls, 'the send waits for the row lock').toBeLessThan(500);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await blocker.untilWaiting(1);
       // The only pooled connection is held by the send.
       const response = await ready();
       expect(response.status).toBe(503);
       expect(await response.json()).toMatchObject({ ready: false, database: false });
-      await blocker.query('COMMIT');
+      await blocker.release();
       expect((await send).data?.sendMessage.seq).toBe(1);
     } finally {
       await blocker.end();

@@ -43,3 +43,30 @@ export async function createTestDatabase(base: string = inject('databaseUrl')): 
   };
 }
 
+
+/**
+ * A conversation's row held FOR UPDATE by a transaction of its own, so that
+ * sends into it wait inside the database for as long as a test says (not for
+ * as long as a clock guesses). `waiting()` counts the statements waiting for
+ * a lock in that database; `untilWaiting(n)` polls until there are `n` or
+ * more (failing after 10 s); `release()` commits; `end()` closes it (always).
+ */
+export async function holdConversation(url: string, conversationId: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query('BEGIN');
+  await client.query('SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE', [conversationId]);
+  const waiting = async () =>
+    (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows[0]!.n;
+  return {
+    waiting,
+    async untilWaiting(n: number): Promise<void> {
+      for (let polls = 0; (await waiting()) < n; polls++) {
+        if (polls >= 500) throw new Error(`fewer than ${n} statements waiting for the row lock after 10 s`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    release: () => client.query('COMMIT'),
+    end: () => client.end(),
+  };
+}
